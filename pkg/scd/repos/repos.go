@@ -1,0 +1,90 @@
+// Package repos defines Repo, the transactional view of SCD data that
+// operations run against. Every backend (memstore, sqlstore, and the Raft
+// store, which applies operations to a memstore) implements the same
+// semantics, including the matching rules of spec §4.
+//
+// Contract for every method:
+//   - Values passed in are owned by the repo afterwards; the caller must not
+//     modify them (or their slices) again.
+//   - Values returned are owned by the caller, but slices inside them (Cells,
+//     PastOVNs) may be shared with the repo and must never be modified in
+//     place: copy before changing.
+//   - Errors are *models.Error where the caller could act on them
+//     (CodeNotFound on deleting an absent entity); anything else is a store
+//     failure.
+//   - A repo instance is used by one operation at a time and is not safe for
+//     concurrent use; the Store around it provides isolation.
+package repos
+
+import (
+	"context"
+
+	"github.com/raftdss/dss/pkg/models"
+)
+
+// MaxSearchResults caps every search (spec §4).
+const MaxSearchResults = 10000
+
+// Repo is the SCD data of one transaction.
+type Repo interface {
+	OperationalIntents
+	Subscriptions
+	Constraints
+	Availabilities
+}
+
+// OperationalIntents stores OIRs.
+type OperationalIntents interface {
+	// GetOperationalIntent returns nil and no error if id is absent.
+	GetOperationalIntent(ctx context.Context, id models.ID) (*models.OperationalIntent, error)
+	// SearchOperationalIntents returns the OIRs intersecting v: a shared
+	// cell, overlapping time and overlapping altitude, inclusive, absent
+	// bounds not filtering (spec §4). v.Cells must be non-empty. At most
+	// MaxSearchResults, in no particular order.
+	SearchOperationalIntents(ctx context.Context, v *models.Volume4D) ([]*models.OperationalIntent, error)
+	// UpsertOperationalIntent inserts or replaces the OIR with oir.ID as
+	// given (the operation has already set Version, UpdatedAt, PastOVNs...).
+	UpsertOperationalIntent(ctx context.Context, oir *models.OperationalIntent) error
+	// DeleteOperationalIntent returns CodeNotFound if id is absent.
+	DeleteOperationalIntent(ctx context.Context, id models.ID) error
+	// GetDependentOperationalIntents returns the IDs of the OIRs whose
+	// SubscriptionID is subID (empty, not nil, if none), in no particular order.
+	GetDependentOperationalIntents(ctx context.Context, subID models.ID) ([]models.ID, error)
+}
+
+// Subscriptions stores subscriptions.
+type Subscriptions interface {
+	// GetSubscription returns nil and no error if id is absent.
+	GetSubscription(ctx context.Context, id models.ID) (*models.Subscription, error)
+	// SearchSubscriptions returns the subscriptions sharing a cell with v
+	// and overlapping its time range (altitude ignored), of any manager.
+	SearchSubscriptions(ctx context.Context, v *models.Volume4D) ([]*models.Subscription, error)
+	// UpsertSubscription inserts or replaces sub as given (including its
+	// NotificationIndex, Implicit flag and UpdatedAt).
+	UpsertSubscription(ctx context.Context, sub *models.Subscription) error
+	// DeleteSubscription returns CodeNotFound if id is absent.
+	DeleteSubscription(ctx context.Context, id models.ID) error
+	// IncrementNotificationIndices adds 1 to the notification index of every
+	// subscription that matches v like SearchSubscriptions and has the notify
+	// flag of kind set, without touching UpdatedAt, and returns them with
+	// their new indices (spec §9).
+	IncrementNotificationIndices(ctx context.Context, kind models.SubscriberKind, v *models.Volume4D) ([]*models.Subscription, error)
+}
+
+// Constraints stores constraint references.
+type Constraints interface {
+	// GetConstraint returns nil and no error if id is absent.
+	GetConstraint(ctx context.Context, id models.ID) (*models.Constraint, error)
+	// SearchConstraints matches cells and time only (altitude ignored).
+	SearchConstraints(ctx context.Context, v *models.Volume4D) ([]*models.Constraint, error)
+	UpsertConstraint(ctx context.Context, c *models.Constraint) error
+	// DeleteConstraint returns CodeNotFound if id is absent.
+	DeleteConstraint(ctx context.Context, id models.ID) error
+}
+
+// Availabilities stores USS availability records.
+type Availabilities interface {
+	// GetUssAvailability returns nil and no error if uss has no record.
+	GetUssAvailability(ctx context.Context, uss string) (*models.UssAvailability, error)
+	UpsertUssAvailability(ctx context.Context, a *models.UssAvailability) error
+}
