@@ -1,0 +1,12 @@
+// Command dssctl is the raftdss operator CLI: `dssctl <command> [flags]`.
+//
+// Each subcommand is one entry of the table in commands(), a function of
+// (args, stdout, stderr) returning the exit status, so it can be run and
+// tested in-process. Results go to stdout, diagnostics and usage to stderr;
+// exit status 2 means bad usage, 1 a failure while doing the work.
+//
+// It owns operator tooling only. It must never hold or print a production
+// signing key, or bypass the service: `token` mints tokens for local testing
+// only (see auth.MintToken), and later commands (cluster status, snapshot
+// save/restore) go through the node's own interfaces.
+package main

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// command is one dssctl subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+// commands is the command table; later subcommands (cluster status,
+// snapshot save/restore, ...) are added here.
+func commands() []command {
+	return []command{
+		{"help", "list commands, or show one command's flags: help [COMMAND]", runHelp},
+		{"token", "mint a signed access token for local testing", runToken},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches args[0] to its command.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		printUsage(stderr)
+		return 2
+	}
+	name := args[0]
+	if name == "-h" || name == "-help" || name == "--help" {
+		name = "help"
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			return c.run(args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "dssctl: unknown command %q\n\n", name)
+	printUsage(stderr)
+	return 2
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: dssctl <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "commands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+}
+
+// runHelp lists the commands on stdout, or shows one command's usage.
+func runHelp(args []string, stdout, stderr io.Writer) int {
+	switch len(args) {
+	case 0:
+		printUsage(stdout)
+		return 0
+	case 1:
+		for _, c := range commands() {
+			if c.name == args[0] && c.name != "help" {
+				return c.run([]string{"-h"}, stdout, stdout)
+			}
+		}
+		fmt.Fprintf(stderr, "dssctl help: unknown command %q\n", args[0])
+		return 2
+	default:
+		fmt.Fprintln(stderr, "usage: dssctl help [COMMAND]")
+		return 2
+	}
+}
