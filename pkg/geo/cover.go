@@ -1,0 +1,203 @@
+package geo
+
+import (
+	"math"
+
+	"github.com/golang/geo/s1"
+	"github.com/golang/geo/s2"
+
+	"github.com/raftdss/dss/pkg/models"
+)
+
+const (
+	// Level is the only S2 cell level used for spatial indexing (spec §4,
+	// ≈1.27 km² per cell on average).
+	Level = 13
+
+	// MaxAreaKm2 is the largest footprint accepted (spec §4 rule 5). It
+	// applies to each polygon and, as this DSS chooses (§4 "MAY cap"), to
+	// each circle, which bounds the number of cells any one request yields.
+	MaxAreaKm2 = 2500.0
+
+	// EarthRadiusMeters converts circle radii to angles (spec §4).
+	EarthRadiusMeters = 6371010.0
+
+	// earthAreaKm2 converts steradians to km² (spec §4 rule 5: area ×
+	// 510 072 000 km² / 4π).
+	earthAreaKm2 = 510072000.0
+
+	// circleVertices is the vertex count of the regular polygon that stands
+	// for a circle (spec §4).
+	circleVertices = 20
+)
+
+// coverer is shared: RegionCoverer only holds parameters (each Covering call
+// builds its own working state), so concurrent use is safe. MinLevel ==
+// MaxLevel pins every cell to level 13, and since MinLevel takes priority
+// over MaxCells the coverer never stops early; MaxCells is set to the maximum
+// anyway so that "no cell-count cap" (spec §4) does not hinge on that detail.
+var coverer = &s2.RegionCoverer{MinLevel: Level, MaxLevel: Level, LevelMod: 1, MaxCells: math.MaxInt32}
+
+// CoverPolygon validates a polygon outline and returns its level-13 covering,
+// applying the rules of spec §4 in order: vertex count and coordinate ranges;
+// no crossing or touching non-adjacent edges; loop validity; normalisation to
+// the smaller region (either winding order); area limit (CodeAreaTooLarge);
+// a zero-area (collinear) outline is covered as a polyline. Any other failure
+// is CodeBadRequest with a message naming the offending vertices or edges.
+func CoverPolygon(vertices []models.LatLng) ([]models.CellID, error) {
+	pts, err := validOutline(vertices)
+	if err != nil {
+		return nil, err
+	}
+	loop, steradians := smallerRegion(pts)
+	if km2 := steradians * earthAreaKm2 / (4 * math.Pi); km2 > MaxAreaKm2 {
+		return nil, models.Errorf(models.CodeAreaTooLarge,
+			"polygon area %.1f km² exceeds the limit of %.0f km²", km2, MaxAreaKm2)
+	}
+	if steradians == 0 {
+		return coverPolyline(pts), nil
+	}
+	return coverLoop(loop, pts), nil
+}
+
+// CoverCircle returns the level-13 covering of a circle, approximated (spec
+// §4) by the regular 20-vertex polygon whose vertices lie on the circle. The
+// radius must be positive and finite (spec §3.4); circles whose polygon
+// exceeds MaxAreaKm2 get CodeAreaTooLarge.
+func CoverCircle(center models.LatLng, radiusMeters float64) ([]models.CellID, error) {
+	if !(radiusMeters > 0) || math.IsInf(radiusMeters, 1) {
+		return nil, models.Errorf(models.CodeBadRequest,
+			"circle radius must be a positive, finite number of metres; got %v", radiusMeters)
+	}
+	if err := checkLatLng(center, "circle center", -1); err != nil {
+		return nil, err
+	}
+	radius := radiusMeters / EarthRadiusMeters
+	if radius >= math.Pi/2 {
+		// A quarter of a great circle or more: at least a hemisphere, far
+		// over the limit; rejecting here also keeps the regular polygon away
+		// from radii where "the smaller region" would be its outside.
+		return nil, models.Errorf(models.CodeAreaTooLarge,
+			"circle of radius %.0f m exceeds the area limit of %.0f km²", radiusMeters, MaxAreaKm2)
+	}
+	c := s2.PointFromLatLng(s2.LatLngFromDegrees(center.Lat, center.Lng))
+	loop := s2.RegularLoop(c, s1.Angle(radius), circleVertices)
+	pts := loop.Vertices()
+	// A regular polygon is valid by construction except when the radius is
+	// below float resolution and vertices coincide; smallerRegion then yields
+	// ~zero area and the vertices are covered as points.
+	loop, steradians := smallerRegionOf(loop)
+	if km2 := steradians * earthAreaKm2 / (4 * math.Pi); km2 > MaxAreaKm2 {
+		return nil, models.Errorf(models.CodeAreaTooLarge,
+			"circle area %.1f km² (20-gon of radius %.0f m) exceeds the limit of %.0f km²",
+			km2, radiusMeters, MaxAreaKm2)
+	}
+	if steradians == 0 {
+		return coverPolyline(pts), nil
+	}
+	return coverLoop(loop, pts), nil
+}
+
+// AreaKm2 returns the area in km² of the smaller region a valid polygon
+// outline encloses (spec §4 rules 1–4 and the rule 5 formula), or the
+// CodeBadRequest error CoverPolygon would return for it.
+func AreaKm2(vertices []models.LatLng) (float64, error) {
+	pts, err := validOutline(vertices)
+	if err != nil {
+		return 0, err
+	}
+	_, steradians := smallerRegion(pts)
+	return steradians * earthAreaKm2 / (4 * math.Pi), nil
+}
+
+// validOutline applies spec §4 rules 1–3 and returns the outline as S2
+// points (a fresh slice the caller owns).
+func validOutline(vertices []models.LatLng) ([]s2.Point, error) {
+	if len(vertices) < 3 {
+		return nil, models.Errorf(models.CodeBadRequest,
+			"polygon has %d vertices; at least 3 are required", len(vertices))
+	}
+	pts := make([]s2.Point, len(vertices))
+	for i, v := range vertices {
+		if err := checkLatLng(v, "polygon vertices", i); err != nil {
+			return nil, err
+		}
+		pts[i] = s2.PointFromLatLng(s2.LatLngFromDegrees(v.Lat, v.Lng))
+	}
+	if err := checkNonAdjacentEdges(pts); err != nil {
+		return nil, err
+	}
+	if err := checkLoopEdges(pts); err != nil {
+		return nil, err
+	}
+	return pts, nil
+}
+
+// smallerRegion builds the loop over pts and normalises it to enclose the
+// smaller of its two regions (spec §4 rule 4), returning its area in
+// steradians (0 ≤ area ≤ 2π). pts may be reversed in place.
+func smallerRegion(pts []s2.Point) (*s2.Loop, float64) {
+	return smallerRegionOf(s2.LoopFromPoints(pts))
+}
+
+// smallerRegionOf is smallerRegion for a loop already built; Invert reverses
+// the loop's own vertex slice.
+func smallerRegionOf(loop *s2.Loop) (*s2.Loop, float64) {
+	// Area, rather than Loop.Normalize's turning-angle test, decides: for a
+	// degenerate (collinear) outline S2 may treat the loop as enclosing
+	// nearly the whole sphere, and the area is what rule 5 and rule 6 test.
+	area := loop.Area()
+	if area > 2*math.Pi {
+		loop.Invert()
+		area = 4*math.Pi - area
+	}
+	if area < 0 { // defensive: Area is documented to lie in [0, 4π]
+		area = 0
+	}
+	return loop, area
+}
+
+// coverLoop returns the exterior level-13 covering of loop. The cells of the
+// vertices are added: they intersect the closed polygon by definition, and
+// this guarantees a non-empty result for loops so thin that S2's interior
+// tests see almost nothing.
+func coverLoop(loop *s2.Loop, pts []s2.Point) []models.CellID {
+	return toCells(coverer.Covering(loop), pts)
+}
+
+// coverPolyline covers a zero-area outline as the polyline through its
+// vertices (spec §4 rule 6).
+func coverPolyline(pts []s2.Point) []models.CellID {
+	line := s2.Polyline(pts)
+	return toCells(coverer.Covering(&line), pts)
+}
+
+// toCells bit-casts the covering to models.CellID (spec §4: uint64 stored as
+// int64, negative values occur), adds the vertex cells and sorts as int64,
+// whose order differs from the uint64 order S2 returned.
+func toCells(cu s2.CellUnion, pts []s2.Point) []models.CellID {
+	out := make([]models.CellID, 0, len(cu)+len(pts))
+	for _, id := range cu {
+		out = append(out, models.CellID(int64(id)))
+	}
+	for _, p := range pts {
+		out = append(out, models.CellID(int64(s2.CellFromPoint(p).ID().Parent(Level))))
+	}
+	return models.NormalizeCells(out)
+}
+
+// checkLatLng applies the range rule of spec §3.4; NaN fails both
+// comparisons and is rejected with the same message.
+func checkLatLng(v models.LatLng, what string, index int) error {
+	if v.Lat >= -90 && v.Lat <= 90 && v.Lng >= -180 && v.Lng <= 180 {
+		return nil
+	}
+	where := what
+	if index >= 0 {
+		where = what + "[" + itoa(index) + "]"
+	}
+	if !(v.Lat >= -90 && v.Lat <= 90) {
+		return models.Errorf(models.CodeBadRequest, "%s: latitude %v is outside [-90, 90]", where, v.Lat)
+	}
+	return models.Errorf(models.CodeBadRequest, "%s: longitude %v is outside [-180, 180]", where, v.Lng)
+}
