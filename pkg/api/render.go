@@ -224,9 +224,8 @@ func RenderAvailability(v scd.AvailabilityView) UssAvailabilityStatusResponse {
 }
 
 // RenderAirspaceConflict renders a 409 from an OIR PUT (spec §7): the
-// message plus the missing references, each list omitted when empty. The
-// error carries no availability for missing OIRs (models.Error holds bare
-// OperationalIntents), so they are shown as Unknown.
+// message plus the missing references, each list omitted when empty, OIRs
+// with their managers' availability.
 func RenderAirspaceConflict(caller string, e *models.Error) AirspaceConflictResponse {
 	if e == nil {
 		return AirspaceConflictResponse{}
@@ -235,7 +234,11 @@ func RenderAirspaceConflict(caller string, e *models.Error) AirspaceConflictResp
 	if len(e.MissingOIRs) > 0 {
 		resp.MissingOperationalIntents = make([]OperationalIntentReference, len(e.MissingOIRs))
 		for i, o := range e.MissingOIRs {
-			resp.MissingOperationalIntents[i] = renderOIR(caller, o, models.AvailabilityUnknown)
+			av, ok := e.Availabilities[o.Manager]
+			if !ok {
+				av = models.AvailabilityUnknown
+			}
+			resp.MissingOperationalIntents[i] = renderOIR(caller, o, av)
 		}
 	}
 	if len(e.MissingCRs) > 0 {

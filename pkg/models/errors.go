@@ -52,6 +52,10 @@ type Error struct {
 	// Set only for CodeMissingKey: the entities whose OVNs the key lacked.
 	MissingOIRs []*OperationalIntent
 	MissingCRs  []*Constraint
+	// Availabilities maps the managers of MissingOIRs to their availability
+	// (absent means Unknown), so the 409 body shows it like every other
+	// OIR reference (spec §5.1).
+	Availabilities map[string]Availability
 	// Cause is an underlying error kept for logs (never shown to clients).
 	Cause error
 }

@@ -309,6 +309,17 @@ func (op *PutOperationalIntent) checkKey(ctx context.Context, repo repos.Repo, a
 		}
 		missingOIRs = append(missingOIRs, o)
 	}
+	var availabilities map[string]models.Availability
+	if len(missingOIRs) > 0 {
+		availabilities = make(map[string]models.Availability)
+		for _, o := range missingOIRs {
+			av, err := avail.of(ctx, o.Manager)
+			if err != nil {
+				return err
+			}
+			availabilities[o.Manager] = av
+		}
+	}
 
 	var missingCRs []*models.Constraint
 	if attached != nil && attached.NotifyForConstraints {
@@ -330,8 +341,9 @@ func (op *PutOperationalIntent) checkKey(ctx context.Context, repo repos.Repo, a
 		Code: models.CodeMissingKey,
 		Message: fmt.Sprintf("the key lacks the OVNs of %d operational intent(s) and %d constraint(s) intersecting the extents",
 			len(missingOIRs), len(missingCRs)),
-		MissingOIRs: missingOIRs,
-		MissingCRs:  missingCRs,
+		MissingOIRs:    missingOIRs,
+		MissingCRs:     missingCRs,
+		Availabilities: availabilities,
 	}
 }
 

@@ -1,6 +1,7 @@
 package scd_test
 
 import (
+	"errors"
 	"maps"
 	"slices"
 	"testing"
@@ -229,6 +230,10 @@ func TestKeyCheck(t *testing.T) {
 	}))
 	if oirs, _ := missing(err); !slices.Equal(oirs, []models.ID{id(2)}) {
 		t.Fatalf("missing = %v, want the Activated OIR of the Down USS", oirs)
+	}
+	var me *models.Error
+	if !errors.As(err, &me) || me.Availabilities[ussB] != models.AvailabilityDown {
+		t.Errorf("conflict availabilities = %v, want %s Down", me, ussB)
 	}
 	if e.getOIR(high.ID).OIR.Version != 1 {
 		t.Error("unexpected change")
