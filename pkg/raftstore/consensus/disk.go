@@ -1,0 +1,160 @@
+package consensus
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"go.etcd.io/etcd/client/pkg/v3/fileutil"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/snap"
+	"go.etcd.io/etcd/server/v3/storage/wal"
+	"go.etcd.io/etcd/server/v3/storage/wal/walpb"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+)
+
+// ErrCorruptWAL is returned by New when the WAL is damaged anywhere other
+// than a torn final record. Such a WAL is never repaired automatically:
+// truncating it could drop entries this node acknowledged to a leader, which
+// would let a committed entry be lost (raft thesis §3.8 requires durable
+// acknowledged entries).
+var ErrCorruptWAL = errors.New("consensus: WAL is corrupt (not a torn tail); refusing to start")
+
+// keepSnapFiles is how many .snap files survive a purge. More than one, so
+// that a crash between writing a new snapshot file and its WAL record still
+// finds the previous snapshot whose record is in the WAL.
+const keepSnapFiles = 3
+
+// diskState is what a restart recovers from DataDir.
+type diskState struct {
+	wal      *wal.WAL
+	snapshot *raftpb.Snapshot // nil when none
+	hard     *raftpb.HardState
+	entries  []*raftpb.Entry
+	fresh    bool // no WAL existed: a new member
+}
+
+func walDir(dataDir string) string  { return filepath.Join(dataDir, "wal") }
+func snapDir(dataDir string) string { return filepath.Join(dataDir, "snap") }
+
+// openDisk creates or recovers the WAL and the newest valid snapshot.
+func openDisk(lg *zap.Logger, dataDir string, id uint64, ss *snap.Snapshotter) (*diskState, error) {
+	wd := walDir(dataDir)
+	if !wal.Exist(wd) {
+		meta := fmt.Appendf(nil, "raftdss node %d", id)
+		w, err := wal.Create(lg, wd, meta)
+		if err != nil {
+			return nil, fmt.Errorf("consensus: creating WAL in %s: %w", wd, err)
+		}
+		return &diskState{wal: w, hard: &raftpb.HardState{}, fresh: true}, nil
+	}
+
+	// Only snapshots whose WAL record exists and is covered by the committed
+	// hard state are usable (etcd's bootstrap does the same): a .snap file
+	// written just before a crash, without its WAL record, is ignored.
+	walSnaps, err := wal.ValidSnapshotEntries(lg, wd)
+	if err != nil {
+		return nil, classifyWALError(wd, err)
+	}
+	snapshot, err := ss.LoadNewestAvailable(walSnaps)
+	if err != nil && !errors.Is(err, snap.ErrNoSnapshot) {
+		return nil, fmt.Errorf("consensus: loading snapshot from %s: %w", snapDir(dataDir), err)
+	}
+	walSnap := &walpb.Snapshot{}
+	if snapshot != nil {
+		walSnap.Index = proto.Uint64(snapshot.GetMetadata().GetIndex())
+		walSnap.Term = proto.Uint64(snapshot.GetMetadata().GetTerm())
+	}
+
+	for attempt := 0; ; attempt++ {
+		w, err := wal.Open(lg, wd, walSnap)
+		if err != nil {
+			return nil, fmt.Errorf("consensus: opening WAL in %s: %w", wd, err)
+		}
+		meta, hard, ents, err := w.ReadAll()
+		if err == nil {
+			want := fmt.Appendf(nil, "raftdss node %d", id)
+			if string(meta) != string(want) {
+				_ = w.Close()
+				return nil, fmt.Errorf("consensus: WAL in %s belongs to %q, not node %d", wd, meta, id)
+			}
+			return &diskState{wal: w, snapshot: snapshot, hard: hard, entries: ents}, nil
+		}
+		_ = w.Close()
+		// A torn final record (power loss mid-write) was never fsynced, so
+		// it was never acknowledged to anyone: cutting it off is safe. wal.Repair
+		// only ever truncates such a tail.
+		if errors.Is(err, io.ErrUnexpectedEOF) && attempt == 0 {
+			lg.Warn("WAL has a torn tail; repairing", zap.String("dir", wd), zap.Error(err))
+			if !wal.Repair(lg, wd) {
+				return nil, fmt.Errorf("%w: %s: repair of torn tail failed", ErrCorruptWAL, wd)
+			}
+			continue
+		}
+		return nil, classifyWALError(wd, err)
+	}
+}
+
+func classifyWALError(dir string, err error) error {
+	if errors.Is(err, walpb.ErrCRCMismatch) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, wal.ErrSliceOutOfRange) {
+		return fmt.Errorf("%w: %s: %v", ErrCorruptWAL, dir, err)
+	}
+	return fmt.Errorf("consensus: reading WAL in %s: %w", dir, err)
+}
+
+// purgeWAL deletes WAL segments that the WAL no longer holds locks on.
+// wal.ReleaseLockTo only unlocks segments wholly below the snapshot index; it
+// deletes nothing. A segment we can lock is therefore one the open WAL has
+// released (the locks are per open file description, so our own open WAL
+// still conflicts with us).
+func purgeWAL(lg *zap.Logger, dir string) {
+	names, err := fileutil.ReadDir(dir, fileutil.WithExt(".wal"))
+	if err != nil {
+		lg.Warn("listing WAL segments for purge", zap.Error(err))
+		return
+	}
+	sort.Strings(names)
+	// Never consider the newest segment: it is the one being written.
+	for _, name := range names[:max(len(names)-1, 0)] {
+		p := filepath.Join(dir, name)
+		l, err := fileutil.TryLockFile(p, os.O_WRONLY, fileutil.PrivateFileMode)
+		if err != nil {
+			// Still held by the WAL; later segments are held too.
+			break
+		}
+		if err := os.Remove(p); err != nil {
+			lg.Warn("removing WAL segment", zap.String("file", p), zap.Error(err))
+		} else {
+			lg.Debug("purged WAL segment", zap.String("file", p))
+		}
+		_ = l.Close()
+	}
+}
+
+// purgeSnaps keeps the newest keepSnapFiles snapshot files. Names are
+// %016x-%016x.snap (term-index), so lexical order is (term, index) order.
+func purgeSnaps(lg *zap.Logger, dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		lg.Warn("listing snapshots for purge", zap.Error(err))
+		return
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".snap") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names[:max(len(names)-keepSnapFiles, 0)] {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			lg.Warn("removing snapshot file", zap.String("file", name), zap.Error(err))
+		}
+	}
+}

@@ -1,0 +1,445 @@
+package raftstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/raftdss/dss/pkg/raftstore/consensus"
+)
+
+var (
+	// ErrIndeterminate means the outcome of a Transact is unknown: the
+	// proposal may or may not have been (or yet be) applied. It is not a
+	// failure; callers report "unknown outcome" (HTTP 503), never "failed".
+	ErrIndeterminate = errors.New("raftstore: outcome indeterminate")
+	// ErrUndecodable is returned (wrapped) by a StateMachine's Apply for an
+	// entry it cannot decode. It is fatal: the node stops rather than skip
+	// or half-apply a committed entry that every replica must apply alike.
+	ErrUndecodable = errors.New("raftstore: undecodable entry")
+	// ErrStopped is returned once the store has stopped.
+	ErrStopped = errors.New("raftstore: stopped")
+	// ErrNoQuorum is returned (wrapping the context error) by Read when no
+	// quorum confirmed this node's view before ctx ended.
+	ErrNoQuorum = errors.New("raftstore: read barrier not confirmed by a quorum")
+)
+
+// StateMachine is the replicated, deterministic state the store drives.
+//
+// Concurrency contract:
+//   - Apply, Snapshot and Restore are called from one goroutine (the
+//     consensus Ready loop), never concurrently with each other, Apply in log
+//     order. The store holds no lock of the StateMachine's while calling them.
+//   - Reads (the fn given to Store.Read) run on request goroutines,
+//     concurrently with each other and with Apply. The StateMachine guards
+//     its state with its own lock: Apply, Restore (and Snapshot, unless it
+//     copies under a read lock) take the write side, reads take the read
+//     side. The store never locks the StateMachine itself.
+//
+// Apply must be deterministic (a function of the state and data) and
+// all-or-nothing. Its error is the operation's outcome (returned to the
+// proposer like a result) and must leave the state unchanged, except an error
+// wrapping ErrUndecodable, which stops the node. Snapshot serialises the
+// state as of the last Apply; Restore replaces the whole state with one.
+type StateMachine interface {
+	Apply(index uint64, data []byte) (result any, err error)
+	Snapshot() ([]byte, error)
+	Restore(snapshot []byte) error
+}
+
+// ResultCodec is optionally implemented by a StateMachine whose results (and
+// operation errors) can be serialised. With it, the dedupe table carries
+// outcomes through snapshots, so a proposal whose first apply this node only
+// received inside a leader's snapshot still gets its real result; without
+// it, that rare case yields ErrIndeterminate.
+type ResultCodec interface {
+	EncodeResult(result any, err error) ([]byte, error)
+	DecodeResult(data []byte) (result any, resultErr error, err error)
+}
+
+// Config configures a Store.
+type Config struct {
+	Consensus    consensus.Config
+	StateMachine StateMachine
+	NewTransport consensus.NewTransport
+}
+
+// Store is a Raft-replicated store over one StateMachine. Its methods are
+// safe for concurrent use.
+type Store struct {
+	lg    *zap.Logger
+	sm    StateMachine
+	codec ResultCodec
+	node  *consensus.Node
+	id    uint64
+	epoch uint64
+
+	// table is touched only by the consensus Ready goroutine (Apply,
+	// Snapshot, Restore).
+	table *dedupeTable
+
+	mu      sync.Mutex
+	nextSeq uint64
+	pending map[uint64]*pendingProposal
+
+	stopOnce sync.Once
+	stopc    chan struct{}
+	wg       sync.WaitGroup
+}
+
+type pendingProposal struct {
+	seq          uint64
+	payload      []byte
+	lastProposed time.Time
+	ch           chan outcome // buffered(1); receives exactly one outcome
+}
+
+// Open starts a store: it bumps the node's persisted boot epoch, starts the
+// consensus node (restoring sm from the newest snapshot and replaying the
+// WAL) and the re-proposal loop.
+func Open(cfg Config) (*Store, error) {
+	if cfg.StateMachine == nil {
+		return nil, errors.New("raftstore: Config.StateMachine is required")
+	}
+	lg := cfg.Consensus.Logger
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	if cfg.Consensus.DataDir == "" {
+		return nil, errors.New("raftstore: Config.Consensus.DataDir is required")
+	}
+	epoch, err := nextEpoch(cfg.Consensus.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		lg:      lg.With(zap.Uint64("raft_id", cfg.Consensus.ID), zap.Uint64("epoch", epoch)),
+		sm:      cfg.StateMachine,
+		id:      cfg.Consensus.ID,
+		epoch:   epoch,
+		table:   newDedupeTable(),
+		nextSeq: 1,
+		pending: map[uint64]*pendingProposal{},
+		stopc:   make(chan struct{}),
+	}
+	s.codec, _ = cfg.StateMachine.(ResultCodec)
+	node, err := consensus.New(cfg.Consensus, applier{s}, cfg.NewTransport)
+	if err != nil {
+		return nil, err
+	}
+	s.node = node
+	s.wg.Add(1)
+	go s.reproposeLoop()
+	return s, nil
+}
+
+// nextEpoch increments and durably stores DataDir/epoch. Proposal IDs embed
+// it, so they stay unique across restarts of the same node ID.
+func nextEpoch(dir string) (uint64, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, fmt.Errorf("raftstore: data dir: %w", err)
+	}
+	p := filepath.Join(dir, "epoch")
+	var cur uint64
+	b, err := os.ReadFile(p)
+	switch {
+	case err == nil:
+		cur, err = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("raftstore: corrupt epoch file %s: %w", p, err)
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return 0, fmt.Errorf("raftstore: reading epoch: %w", err)
+	}
+	next := cur + 1
+	tmp := p + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("raftstore: writing epoch: %w", err)
+	}
+	_, werr := fmt.Fprintf(f, "%d\n", next)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		return 0, fmt.Errorf("raftstore: writing epoch: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return 0, fmt.Errorf("raftstore: writing epoch: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return 0, fmt.Errorf("raftstore: syncing data dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return 0, fmt.Errorf("raftstore: syncing data dir: %w", err)
+	}
+	return next, nil
+}
+
+// Transact proposes payload, waits until this node applies it, and returns
+// the StateMachine's result and error. The proposal is retried (with the
+// same proposal ID, so it applies at most once) after leader changes and
+// after an election timeout without an outcome. When ctx ends first, or the
+// store stops, the error wraps ErrIndeterminate.
+func (s *Store) Transact(ctx context.Context, payload []byte) (any, error) {
+	p := &pendingProposal{payload: payload, ch: make(chan outcome, 1)}
+	s.mu.Lock()
+	p.seq = s.nextSeq
+	s.nextSeq++
+	s.pending[p.seq] = p
+	p.lastProposed = time.Now()
+	data := s.encodeLocked(p)
+	s.mu.Unlock()
+
+	if err := s.node.Propose(ctx, data); err != nil {
+		// ErrProposalDropped (no leader yet, leader stepping down, too much
+		// uncommitted) is retried by the re-proposal loop; only a stopped
+		// node or an ended ctx ends the wait.
+		s.lg.Debug("proposal not accepted; will retry", zap.Uint64("seq", p.seq), zap.Error(err))
+	}
+	select {
+	case o := <-p.ch:
+		return o.unwrap()
+	case <-ctx.Done():
+		return s.abandon(p, ctx.Err())
+	case <-s.node.Done():
+		return s.abandon(p, ErrStopped)
+	}
+}
+
+// abandon removes p from the pending table. If its outcome arrived in the
+// meantime, that outcome wins.
+func (s *Store) abandon(p *pendingProposal, cause error) (any, error) {
+	s.mu.Lock()
+	delete(s.pending, p.seq)
+	s.mu.Unlock()
+	select {
+	case o := <-p.ch:
+		return o.unwrap()
+	default:
+	}
+	return nil, fmt.Errorf("%w: proposal %d.%d.%d: %w", ErrIndeterminate, s.id, s.epoch, p.seq, cause)
+}
+
+func (o outcome) unwrap() (any, error) {
+	if o.lost {
+		return nil, fmt.Errorf("%w: applied, but its result arrived inside a snapshot without a ResultCodec", ErrIndeterminate)
+	}
+	return o.result, o.err
+}
+
+// encodeLocked builds p's envelope; s.mu must be held (minPending reads the
+// pending table).
+func (s *Store) encodeLocked(p *pendingProposal) []byte {
+	minPending := p.seq
+	for seq := range s.pending {
+		minPending = min(minPending, seq)
+	}
+	return envelope{
+		id:         proposalID{node: s.id, epoch: s.epoch, seq: p.seq},
+		minPending: minPending,
+		payload:    p.payload,
+	}.encode()
+}
+
+// Read runs fn after a linearizable ReadIndex barrier: every write
+// acknowledged before Read was called is visible to fn. fn reads the
+// StateMachine under its own read lock. It works on any node; in a minority
+// it fails with ErrNoQuorum when ctx ends, never serving stale state.
+func (s *Store) Read(ctx context.Context, fn func() (any, error)) (any, error) {
+	if err := s.Barrier(ctx); err != nil {
+		return nil, err
+	}
+	return fn()
+}
+
+// Barrier waits until this node has applied everything committed when it
+// was called (batched ReadIndex).
+func (s *Store) Barrier(ctx context.Context) error {
+	err := s.node.ReadBarrier(ctx)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, consensus.ErrStopped):
+		return ErrStopped
+	case ctx.Err() != nil:
+		return fmt.Errorf("%w: %w", ErrNoQuorum, err)
+	default:
+		return err
+	}
+}
+
+// Status reports the node's view of the cluster.
+func (s *Store) Status() consensus.Status { return s.node.Status() }
+
+// Node returns the underlying consensus node.
+func (s *Store) Node() *consensus.Node { return s.node }
+
+// Err returns the fatal error that stopped the store, if any.
+func (s *Store) Err() error { return s.node.Err() }
+
+// Done is closed when the store's node has stopped.
+func (s *Store) Done() <-chan struct{} { return s.node.Done() }
+
+// Stop stops the re-proposal loop and the node. Waiting Transacts return
+// ErrIndeterminate. Idempotent and bounded.
+func (s *Store) Stop() {
+	s.stopOnce.Do(func() { close(s.stopc) })
+	s.wg.Wait()
+	s.node.Stop()
+}
+
+// reproposeLoop re-proposes pending proposals when the leader changes (a
+// proposal in the old leader's uncommitted tail may be overwritten, raft
+// thesis §3.6) and when one has waited an election timeout without an
+// outcome (a dropped message or ErrProposalDropped). Re-proposing is safe
+// because apply deduplicates by proposal ID.
+func (s *Store) reproposeLoop() {
+	defer s.wg.Done()
+	cfg := s.node.Config()
+	timeout := time.Duration(cfg.ElectionTicks) * cfg.TickInterval
+	t := time.NewTicker(cfg.TickInterval)
+	defer t.Stop()
+	var lastLeader, lastTerm uint64
+	for {
+		select {
+		case <-t.C:
+		case <-s.stopc:
+			return
+		case <-s.node.Done():
+			return
+		}
+		st := s.node.Status()
+		changed := st.Leader != lastLeader || st.Term != lastTerm
+		lastLeader, lastTerm = st.Leader, st.Term
+		if st.Leader == 0 {
+			continue // raft would drop them; wait for a leader
+		}
+		now := time.Now()
+		var batch [][]byte
+		s.mu.Lock()
+		for _, p := range s.pending {
+			age := now.Sub(p.lastProposed)
+			if (changed && age >= cfg.TickInterval) || age >= timeout {
+				p.lastProposed = now
+				batch = append(batch, s.encodeLocked(p))
+			}
+		}
+		s.mu.Unlock()
+		for _, data := range batch {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			err := s.node.Propose(ctx, data)
+			cancel()
+			if errors.Is(err, consensus.ErrStopped) {
+				return
+			}
+		}
+		if len(batch) > 0 {
+			s.lg.Debug("re-proposed pending proposals", zap.Int("count", len(batch)), zap.Bool("leader_changed", changed))
+		}
+	}
+}
+
+// applier is the consensus.Application side of the store, kept unexported
+// so Apply/Snapshot/Restore are not part of Store's API.
+type applier struct{ s *Store }
+
+func (a applier) Apply(index uint64, data []byte) error {
+	s := a.s
+	env, err := decodeEnvelope(data)
+	if err != nil {
+		s.lg.Error("undecodable log entry", zap.Uint64("index", index), zap.Error(err))
+		return fmt.Errorf("%w: entry %d: %v", ErrUndecodable, index, err)
+	}
+	v, o := s.table.admit(env)
+	switch v {
+	case verdictStale:
+		return nil
+	case verdictDuplicate:
+		s.deliver(env.id, o)
+		return nil
+	}
+	res, opErr := s.sm.Apply(index, env.payload)
+	if errors.Is(opErr, ErrUndecodable) {
+		s.lg.Error("state machine cannot decode entry", zap.Uint64("index", index),
+			zap.Stringer("proposal", env.id), zap.Error(opErr))
+		return fmt.Errorf("entry %d (proposal %s): %w", index, env.id, opErr)
+	}
+	o = outcome{result: res, err: opErr}
+	s.table.record(env.id, o)
+	s.deliver(env.id, o)
+	return nil
+}
+
+// deliver hands o to the waiter for id, when it is this boot's and pending.
+func (s *Store) deliver(id proposalID, o outcome) {
+	if id.node != s.id || id.epoch != s.epoch {
+		return
+	}
+	s.mu.Lock()
+	p := s.pending[id.seq]
+	delete(s.pending, id.seq)
+	s.mu.Unlock()
+	if p != nil {
+		p.ch <- o
+	}
+}
+
+const snapshotVersion = 1
+
+// Snapshot is version | uvarint len(table) | table | state machine snapshot.
+func (a applier) Snapshot() ([]byte, error) {
+	s := a.s
+	smData, err := s.sm.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	table := s.table.encode(s.codec)
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(table)+len(smData))
+	b = append(b, snapshotVersion)
+	b = binary.AppendUvarint(b, uint64(len(table)))
+	b = append(b, table...)
+	return append(b, smData...), nil
+}
+
+func (a applier) Restore(data []byte) error {
+	s := a.s
+	if len(data) == 0 {
+		// A snapshot taken before anything was applied.
+		s.table = newDedupeTable()
+		return s.sm.Restore(nil)
+	}
+	if data[0] != snapshotVersion {
+		return fmt.Errorf("raftstore: unknown snapshot version %d", data[0])
+	}
+	r := reader{b: data[1:]}
+	tb := r.bytes()
+	if r.err != nil {
+		return fmt.Errorf("raftstore: snapshot header: %w", r.err)
+	}
+	table, err := decodeDedupeTable(tb, s.codec)
+	if err != nil {
+		return fmt.Errorf("raftstore: snapshot dedupe table: %w", err)
+	}
+	if err := s.sm.Restore(r.b); err != nil {
+		return fmt.Errorf("raftstore: restoring state machine: %w", err)
+	}
+	s.table = table
+	// Proposals of ours that were applied inside the snapshot are finished.
+	if sess := table.sessions[s.id]; sess != nil && sess.epoch == s.epoch {
+		for seq, o := range sess.results {
+			s.deliver(proposalID{node: s.id, epoch: s.epoch, seq: seq}, o)
+		}
+	}
+	return nil
+}
