@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/raftdss/dss/pkg/auth"
+	"github.com/raftdss/dss/pkg/scd"
+	"github.com/raftdss/dss/pkg/scd/server"
+	"github.com/raftdss/dss/pkg/scd/store/memstore"
+)
+
+// Exit codes of run.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the node failed while starting or running
+	exitUsage   = 2 // bad flags or a configuration the node refuses
+)
+
+// shutdownTimeout bounds the graceful shutdown after SIGINT/SIGTERM: requests
+// in flight get this long to finish (more than the default handler timeout)
+// before their connections are closed.
+const shutdownTimeout = 15 * time.Second
+
+// devSubject is the USS identity of the token printed by --dev.
+const devSubject = "uss1"
+
+// config is everything the flags decide.
+type config struct {
+	addr              string
+	auth              auth.Config
+	allowHTTPBaseURLs bool
+	serverTimeout     time.Duration
+	dev               bool
+	devDir            string
+	logLevel          zapcore.Level
+}
+
+// parseFlags builds the config from args. Flags are registered on a fresh
+// FlagSet (never in init) so tests can run the binary's logic repeatedly.
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	cfg := &config{}
+	fs := flag.NewFlagSet("core-service", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.addr, "addr", ":8080", "address the HTTP API listens on (host:port)")
+	cfg.auth.RegisterFlags(fs)
+	fs.BoolVar(&cfg.allowHTTPBaseURLs, "allow_http_base_urls", false,
+		"accept http:// (not only https://) uss_base_url values; for testing only (spec §3.5)")
+	fs.DurationVar(&cfg.serverTimeout, "server_timeout", server.DefaultHandlerTimeout,
+		"longest time one request may take before it is answered 503")
+	fs.BoolVar(&cfg.dev, "dev", false,
+		"local development: accept tokens signed by a key in --dev_dir (created if absent), "+
+			"audience \"localhost\" unless --accepted_jwt_audiences is given, allow http base URLs, "+
+			"and print a ready-to-use token")
+	fs.StringVar(&cfg.devDir, "dev_dir", "./.dss-dev", "directory of the --dev signing key")
+	fs.TextVar(&cfg.logLevel, "log_level", zapcore.InfoLevel, "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if cfg.serverTimeout <= 0 {
+		return nil, fmt.Errorf("--server_timeout must be positive, got %v", cfg.serverTimeout)
+	}
+	return cfg, nil
+}
+
+// run is the whole binary: it parses args, starts the node and serves until
+// ctx ends (SIGINT/SIGTERM in main), then shuts down gracefully. It returns
+// the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "core-service: %v\n", err)
+		return exitUsage
+	}
+	log := newLogger(stderr, cfg.logLevel)
+	defer func() { _ = log.Sync() }()
+
+	var devKey *rsa.PrivateKey
+	if cfg.dev {
+		if devKey, err = applyDevMode(cfg); err != nil {
+			fmt.Fprintf(stderr, "core-service: --dev: %v\n", err)
+			return exitFailure
+		}
+	}
+	if err := checkAuthConfig(&cfg.auth); err != nil {
+		fmt.Fprintf(stderr, "core-service: %v\n", err)
+		return exitUsage
+	}
+	if err := serve(ctx, cfg, devKey, log, stdout); err != nil {
+		log.Error("core-service stopped with an error", zap.Error(err))
+		fmt.Fprintf(stderr, "core-service: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// newLogger writes JSON lines to w; zapcore.Lock serialises writes from
+// concurrent requests.
+func newLogger(w io.Writer, level zapcore.Level) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc),
+		zapcore.Lock(zapcore.AddSync(w)), level)
+	return zap.New(core)
+}
+
+// applyDevMode loads or creates the dev signing key and configures the node
+// to accept tokens signed by it.
+func applyDevMode(cfg *config) (*rsa.PrivateKey, error) {
+	key, err := auth.LoadOrCreateDevKey(cfg.devDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.auth.PublicKeys = append(cfg.auth.PublicKeys, &key.PublicKey)
+	if len(cfg.auth.AcceptedAudiences) == 0 {
+		cfg.auth.AcceptedAudiences = []string{auth.DefaultDevAudience}
+	}
+	// Local USS test servers rarely have TLS certificates.
+	cfg.allowHTTPBaseURLs = true
+	return key, nil
+}
+
+// checkAuthConfig refuses to start a node that could authenticate nobody,
+// with a message that says what to pass (a DSS without keys is useless, and
+// one that accepted any token would be dangerous).
+func checkAuthConfig(c *auth.Config) error {
+	if len(c.PublicKeyFiles) == 0 && len(c.PublicKeys) == 0 && c.JWKSEndpoint == "" {
+		return errors.New("no access-token verification key configured: pass --public_key_files " +
+			"or --jwks_endpoint (with --accepted_jwt_audiences), or --dev for local use")
+	}
+	if len(c.AcceptedAudiences) == 0 {
+		return errors.New("no accepted token audience configured: pass --accepted_jwt_audiences " +
+			"(normally this DSS's host name)")
+	}
+	return nil
+}
+
+// openStore is the one place that selects the storage backend. Only the
+// in-memory store exists so far; the Raft store (default) and PostgreSQL
+// (--datastore_url) are added here as cases of one switch. The returned
+// close function releases the backend.
+func openStore() (scd.Store, func() error, error) {
+	return memstore.New(), func() error { return nil }, nil
+}
+
+// serve runs the node until ctx ends or a fatal condition (expired JWKS keys,
+// a failed listener) stops it.
+func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Logger, stdout io.Writer) error {
+	// A node whose JWKS keys expired must stop (spec §2); OnKeysExpired runs
+	// on the refresher goroutine, so it only cancels.
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	cfg.auth.Logger = log.Named("auth")
+	cfg.auth.OnKeysExpired = func(err error) {
+		stop(fmt.Errorf("access-token keys expired: %w", err))
+	}
+	authn, err := auth.New(ctx, cfg.auth)
+	if err != nil {
+		return err
+	}
+	defer authn.Close()
+
+	store, closeStore, err := openStore()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := closeStore(); err != nil {
+			log.Error("closing the store", zap.Error(err))
+		}
+	}()
+
+	handler, err := server.NewHandler(server.Config{
+		Store:             store,
+		Authenticator:     authn,
+		AllowHTTPBaseURLs: cfg.allowHTTPBaseURLs,
+		HandlerTimeout:    cfg.serverTimeout,
+		Logger:            log.Named("http"),
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		// Reading a 4 MiB body and then running the handler must fit; the
+		// write deadline counts from the end of the headers, so it covers
+		// the handler timeout plus time to send the answer.
+		ReadTimeout:  cfg.serverTimeout + 5*time.Second,
+		WriteTimeout: cfg.serverTimeout + 5*time.Second,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     zap.NewStdLog(log.Named("http_server")),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	baseURL := "http://" + dialableAddr(ln.Addr())
+	log.Info("serving the DSS API", zap.String("addr", ln.Addr().String()))
+	fmt.Fprintf(stdout, "core-service listening on %s\n", baseURL)
+	if devKey != nil {
+		if err := printDevHelp(stdout, devKey, cfg, baseURL); err != nil {
+			stop(err)
+		}
+	}
+
+	select {
+	case err := <-served:
+		// Serve only returns early on a listener failure.
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", zap.NamedError("reason", context.Cause(ctx)))
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("graceful shutdown incomplete; closing connections", zap.Error(err))
+		_ = srv.Close()
+	}
+	<-served // http.ErrServerClosed once Shutdown/Close returned
+	if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return nil
+}
+
+// dialableAddr turns a listener address into one a client can dial: an
+// unspecified host (":8080", "[::]:8080") becomes localhost.
+func dialableAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// printDevHelp prints a token for the test USS and a curl example using it.
+func printDevHelp(w io.Writer, key *rsa.PrivateKey, cfg *config, baseURL string) error {
+	ttl := auth.DefaultDevTokenTTL
+	token, err := auth.MintToken(key, auth.TokenOptions{
+		Subject:  devSubject,
+		Audience: cfg.auth.AcceptedAudiences[0],
+		Scopes: []string{auth.ScopeStrategicCoordination, auth.ScopeConstraintManagement,
+			auth.ScopeConstraintProcessing, auth.ScopeConformanceMonitoringSA, auth.ScopeAvailabilityArbitration},
+		TTL: ttl,
+	})
+	if err != nil {
+		return fmt.Errorf("minting the dev token: %w", err)
+	}
+	_, err = fmt.Fprintf(w, `
+Development mode: tokens signed by %s are accepted (audience %q).
+Token for USS %q with all five scopes, valid %v:
+
+export DSS_TOKEN=%s
+
+Example:
+curl -s -X POST %s/dss/v1/operational_intent_references/query \
+  -H "Authorization: Bearer $DSS_TOKEN" -H 'Content-Type: application/json' \
+  -d '{"area_of_interest": {"volume": {"outline_circle": {"center": {"lat": 46.97, "lng": 7.47}, "radius": {"value": 300, "units": "M"}}}}}'
+
+`, filepath.Join(cfg.devDir, auth.DevKeyFile), cfg.auth.AcceptedAudiences[0], devSubject, ttl, token, baseURL)
+	return err
+}

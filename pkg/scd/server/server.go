@@ -1,0 +1,220 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/raftdss/dss/pkg/api"
+	"github.com/raftdss/dss/pkg/auth"
+	"github.com/raftdss/dss/pkg/models"
+	"github.com/raftdss/dss/pkg/scd"
+)
+
+// MaxBodyBytes is the largest request body accepted (spec §1, §14); larger
+// bodies get 413.
+const MaxBodyBytes = 4 << 20
+
+// DefaultHandlerTimeout bounds one request's work (spec §1, §14); past it the
+// request gets 503.
+const DefaultHandlerTimeout = 10 * time.Second
+
+// Authenticator validates a request's access token. A missing or invalid
+// token is an error with models.CodeUnauthenticated (401). *auth.Authenticator
+// implements it.
+type Authenticator interface {
+	Authenticate(r *http.Request) (*auth.Claims, error)
+}
+
+// Config configures the handler. Store and Authenticator are required.
+type Config struct {
+	// Store runs the SCD operations.
+	Store scd.Store
+	// Authenticator checks access tokens.
+	Authenticator Authenticator
+	// AllowHTTPBaseURLs lifts the https requirement on uss_base_url (§3.5).
+	AllowHTTPBaseURLs bool
+	// HandlerTimeout bounds each request from authentication to rendering
+	// (default DefaultHandlerTimeout). A request that runs past it gets 503.
+	HandlerTimeout time.Duration
+	// Now is the request clock (default time.Now). Its value is decided once
+	// per request and travels inside the operation (architecture: nothing
+	// non-deterministic inside Execute).
+	Now func() time.Time
+	// NewID generates implicit-subscription and report IDs (default: a
+	// random UUIDv4).
+	NewID func() models.ID
+	// Logger receives error IDs with their causes and archived reports
+	// (default: no logging).
+	Logger *zap.Logger
+}
+
+// server is the http.Handler built by NewHandler.
+type server struct {
+	cfg    Config
+	log    *zap.Logger
+	router *router
+	routes []route
+}
+
+// NewHandler returns the HTTP handler serving the 18 /dss/v1 endpoints of
+// spec §1 and GET /healthy.
+func NewHandler(cfg Config) (http.Handler, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: Config.Store is required")
+	}
+	if cfg.Authenticator == nil {
+		return nil, errors.New("server: Config.Authenticator is required")
+	}
+	if cfg.HandlerTimeout < 0 {
+		return nil, fmt.Errorf("server: negative HandlerTimeout %v", cfg.HandlerTimeout)
+	}
+	if cfg.HandlerTimeout == 0 {
+		cfg.HandlerTimeout = DefaultHandlerTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = func() models.ID { return models.ID(uuid.NewString()) }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	s := &server{cfg: cfg, log: cfg.Logger, routes: routeTable()}
+	methods := make([]string, len(s.routes))
+	patterns := make([]string, len(s.routes))
+	for i, r := range s.routes {
+		methods[i], patterns[i] = r.method, r.pattern
+	}
+	rt, err := newRouter(methods, patterns)
+	if err != nil {
+		return nil, err
+	}
+	s.router = rt
+	return s, nil
+}
+
+// request is what an endpoint function gets once the common steps passed.
+type request struct {
+	ctx    context.Context
+	claims *auth.Claims
+	params []string
+	body   []byte
+	info   api.RequestInfo
+}
+
+// caller is the subject of the token, "" before authentication succeeded.
+func (rq *request) caller() string {
+	if rq.claims == nil {
+		return ""
+	}
+	return rq.claims.Subject
+}
+
+// response is a success response: its status and the wire value that is
+// marshalled as its JSON body.
+type response struct {
+	status int
+	value  any
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	i, params, ok := s.router.match(r.Method, r.URL.EscapedPath())
+	if !ok {
+		notFound(w, r)
+		return
+	}
+	rt := &s.routes[i]
+	if rt.public {
+		// /healthy: liveness only, no auth, no store (§1).
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok")
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.HandlerTimeout)
+	defer cancel()
+	rq := &request{ctx: ctx, params: params}
+	resp, err := s.serve(w, r, rt, rq)
+	if err != nil {
+		// The operation may have failed because the deadline passed (or
+		// the client left); then the answer is 503 whatever the store said
+		// (§1), since the outcome may be unknown. An operation that
+		// completed before the deadline keeps its answer.
+		if ctx.Err() != nil {
+			s.log.Warn("request timed out or was cancelled", zap.String("route", rt.name),
+				zap.Duration("timeout", s.cfg.HandlerTimeout), zap.Error(err))
+			plainError(w, http.StatusServiceUnavailable, "request timed out")
+			return
+		}
+		s.writeError(w, rt, rq, err)
+		return
+	}
+	body, err := json.Marshal(resp.value)
+	if err != nil {
+		s.writeError(w, rt, rq, fmt.Errorf("server: encoding %s response: %w", rt.name, err))
+		return
+	}
+	writeJSON(w, resp.status, body)
+}
+
+// serve runs the common steps in the order of spec §1 (authentication 401,
+// scopes 403, body 413/400) and then the endpoint function, which parses,
+// transacts and renders.
+func (s *server) serve(w http.ResponseWriter, r *http.Request, rt *route, rq *request) (response, error) {
+	claims, err := s.cfg.Authenticator.Authenticate(r)
+	if err != nil {
+		return response{}, err
+	}
+	if claims == nil || claims.Subject == "" {
+		// Defence in depth: an Authenticator must never succeed without a
+		// subject, since it becomes the manager of what the caller writes.
+		return response{}, models.Errorf(models.CodeUnauthenticated, "access token has no subject")
+	}
+	rq.claims = claims
+	if err := auth.Authorize(claims, rt.scopes); err != nil {
+		return response{}, err
+	}
+	if rt.readsBody {
+		if rq.body, err = readBody(w, r); err != nil {
+			return response{}, err
+		}
+	}
+	rq.info = api.RequestInfo{
+		Caller:            claims.Subject,
+		Now:               s.cfg.Now(),
+		AllowHTTPBaseURLs: s.cfg.AllowHTTPBaseURLs,
+	}
+	return rt.handle(s, rq)
+}
+
+// errBodyTooLarge marks a body over MaxBodyBytes (413, §1).
+var errBodyTooLarge = errors.New("request body larger than 4 MiB")
+
+// readBody reads the whole body under the 4 MiB limit. A body that cannot
+// be read (the client went away mid-body) is a 400: it is the request that
+// is broken.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > MaxBodyBytes {
+		return nil, errBodyTooLarge
+	}
+	var buf bytes.Buffer
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, errBodyTooLarge
+		}
+		return nil, &models.Error{Code: models.CodeBadRequest, Message: "could not read request body", Cause: err}
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,90 @@
+package memstore
+
+import (
+	"math"
+	"time"
+
+	"github.com/raftdss/dss/pkg/models"
+)
+
+// stamp is an instant as Unix seconds and nanoseconds: exact for every
+// time.Time (Unix nanoseconds in an int64 are not, outside 1678–2262), and
+// compared without touching the time.Time.
+type stamp struct {
+	sec  int64
+	nsec int32
+}
+
+func stampOf(t time.Time) stamp { return stamp{sec: t.Unix(), nsec: int32(t.Nanosecond())} }
+
+func (a stamp) after(b stamp) bool { return a.sec > b.sec || (a.sec == b.sec && a.nsec > b.nsec) }
+
+// bounds are the time and altitude bounds of a stored entity. Entities
+// without altitudes (subscriptions, constraints, which §4 matches without
+// altitude anyway) get infinite ones.
+type bounds struct {
+	start, end stamp
+	lower      float32
+	upper      float32
+}
+
+func oirBounds(o *models.OperationalIntent) bounds {
+	return bounds{start: stampOf(o.StartTime), end: stampOf(o.EndTime), lower: o.AltitudeLower, upper: o.AltitudeUpper}
+}
+
+func subBounds(s *models.Subscription) bounds {
+	return bounds{start: stampOf(s.StartTime), end: stampOf(s.EndTime),
+		lower: float32(math.Inf(-1)), upper: float32(math.Inf(1))}
+}
+
+func crBounds(c *models.Constraint) bounds {
+	return bounds{start: stampOf(c.StartTime), end: stampOf(c.EndTime),
+		lower: float32(math.Inf(-1)), upper: float32(math.Inf(1))}
+}
+
+// filter is a query volume's bounds, prepared once per search.
+type filter struct {
+	hasStart, hasEnd bool
+	start, end       stamp
+	hasLower         bool
+	hasUpper         bool
+	lower, upper     float32
+}
+
+// newFilter prepares the §4 rules for v; withAltitude is true for OIRs
+// only: constraints and subscriptions ignore altitude (reference parity).
+func newFilter(v *models.Volume4D, withAltitude bool) *filter {
+	f := &filter{}
+	if v.StartTime != nil {
+		f.hasStart, f.start = true, stampOf(*v.StartTime)
+	}
+	if v.EndTime != nil {
+		f.hasEnd, f.end = true, stampOf(*v.EndTime)
+	}
+	if withAltitude && v.AltitudeLower != nil {
+		f.hasLower, f.lower = true, *v.AltitudeLower
+	}
+	if withAltitude && v.AltitudeUpper != nil {
+		f.hasUpper, f.upper = true, *v.AltitudeUpper
+	}
+	return f
+}
+
+// accepts applies spec §4: time `entity.start ≤ query.end && entity.end ≥
+// query.start`, altitude `entity.upper ≥ query.lower && entity.lower ≤
+// query.upper`, all inclusive, an absent query bound not filtering.
+func (f *filter) accepts(b *bounds) bool {
+	if f.hasEnd && b.start.after(f.end) {
+		return false
+	}
+	if f.hasStart && f.start.after(b.end) {
+		return false
+	}
+	if f.hasLower && !(b.upper >= f.lower) {
+		return false
+	}
+	if f.hasUpper && !(b.lower <= f.upper) {
+		return false
+	}
+	return true
+}

@@ -1,0 +1,303 @@
+package memstore
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/raftdss/dss/pkg/models"
+	"github.com/raftdss/dss/pkg/scd/repos"
+	"github.com/raftdss/dss/pkg/store"
+)
+
+// State is all SCD data of one node: OIRs, subscriptions, constraints and
+// USS availability records, with an S2 cell index per entity kind and an
+// index from subscription to dependent OIRs.
+//
+// State is a deterministic state machine: the same sequence of Apply calls
+// leaves every replica with the same Hash. It reads no clock or randomness,
+// starts no goroutines, and nothing it returns depends on map iteration order.
+//
+// State is not safe for concurrent use, with one exception: Apply of
+// read-only operations, and the read methods (WriteSnapshot, Hash, Len*),
+// never modify it, so any number of them may run concurrently as long as no
+// write Apply runs at the same time.
+type State struct {
+	oirs  table[models.OperationalIntent]
+	subs  table[models.Subscription]
+	crs   table[models.Constraint]
+	avail map[string]*models.UssAvailability
+
+	// dependents maps a subscription ID to the slots of the OIRs whose
+	// SubscriptionID it is (spec §5.3 dependent_operational_intents).
+	dependents map[models.ID][]uint32
+
+	// strs interns managers, base URLs and states: a few USSs write most of
+	// the entities, so sharing one copy of each string saves ~100 bytes per
+	// entity. Interned strings are cloned on first use so that a stored
+	// entity never pins the request buffer its strings were sliced from.
+	strs map[string]*interned
+
+	// undo records the inverse of every change made by the write Apply in
+	// progress; it is reused between Applies to keep writes allocation-light.
+	undo []undoEntry
+}
+
+type interned struct {
+	s    string
+	refs int
+}
+
+// NewState returns an empty state.
+func NewState() *State {
+	return &State{
+		oirs: newTable(func(o *models.OperationalIntent) models.ID { return o.ID },
+			func(o *models.OperationalIntent) []models.CellID { return o.Cells }, oirBounds),
+		subs: newTable(func(s *models.Subscription) models.ID { return s.ID },
+			func(s *models.Subscription) []models.CellID { return s.Cells }, subBounds),
+		crs: newTable(func(c *models.Constraint) models.ID { return c.ID },
+			func(c *models.Constraint) []models.CellID { return c.Cells }, crBounds),
+		avail:      map[string]*models.UssAvailability{},
+		dependents: map[models.ID][]uint32{},
+		strs:       map[string]*interned{},
+	}
+}
+
+// LenOperationalIntents returns the number of stored OIRs.
+func (s *State) LenOperationalIntents() int { return s.oirs.len() }
+
+// LenSubscriptions returns the number of stored subscriptions.
+func (s *State) LenSubscriptions() int { return s.subs.len() }
+
+// LenConstraints returns the number of stored constraints.
+func (s *State) LenConstraints() int { return s.crs.len() }
+
+// LenUssAvailabilities returns the number of stored availability records.
+func (s *State) LenUssAvailabilities() int { return len(s.avail) }
+
+// Apply runs op against the state all-or-nothing (spec §10, Raft backend):
+// if Execute returns an error or panics, every change it made is undone and
+// the state is exactly as before. A panic is reported as a CodeInternal
+// error so that one bad entry cannot crash every replica that applies it.
+//
+// A read-only op gets a view whose mutating methods fail with CodeInternal;
+// such an Apply does not modify the state. ctx is passed to Execute but the
+// state itself never consults it: cancelling must not make replicas diverge.
+func (s *State) Apply(ctx context.Context, op store.Operation[repos.Repo]) (res any, err error) {
+	if op == nil {
+		return nil, models.Errorf(models.CodeInternal, "memstore: nil operation")
+	}
+	readOnly := op.ReadOnly()
+	r := &repo{s: s, readOnly: readOnly}
+	if !readOnly {
+		s.undo = s.undo[:0]
+	}
+	defer func() {
+		// The repo must not outlive Execute (store.Operation contract); a
+		// retained one would otherwise write outside any transaction.
+		r.closed = true
+		if p := recover(); p != nil {
+			res = nil
+			err = &models.Error{Code: models.CodeInternal,
+				Message: fmt.Sprintf("operation type %d panicked", op.Type()),
+				Cause:   fmt.Errorf("panic: %v", p)}
+		}
+		if !readOnly {
+			if err != nil {
+				s.rollback()
+			}
+			clear(s.undo) // drop references to old entities
+			s.undo = s.undo[:0]
+		}
+	}()
+	return op.Execute(ctx, r)
+}
+
+// undoEntry restores one entity to what it was before a write: the old value,
+// or absence when old is nil.
+type undoEntry struct {
+	kind  entityKind
+	id    string
+	oir   *models.OperationalIntent
+	sub   *models.Subscription
+	cr    *models.Constraint
+	avail *models.UssAvailability
+}
+
+type entityKind uint8
+
+const (
+	kindOIR entityKind = iota
+	kindSub
+	kindCR
+	kindAvail
+)
+
+// rollback undoes the recorded changes in reverse order, so every
+// intermediate state it passes through was a real state of the transaction
+// (an OIR is removed before the subscription it referenced).
+func (s *State) rollback() {
+	for i := len(s.undo) - 1; i >= 0; i-- {
+		u := &s.undo[i]
+		id := models.ID(u.id)
+		switch u.kind {
+		case kindOIR:
+			if u.oir != nil {
+				s.putOIR(u.oir)
+			} else {
+				s.removeOIR(id)
+			}
+		case kindSub:
+			if u.sub != nil {
+				s.putSub(u.sub)
+			} else {
+				s.removeSub(id)
+			}
+		case kindCR:
+			if u.cr != nil {
+				s.putCR(u.cr)
+			} else {
+				s.removeCR(id)
+			}
+		case kindAvail:
+			if u.avail != nil {
+				s.putAvail(u.avail)
+			} else {
+				s.removeAvail(u.id)
+			}
+		}
+	}
+}
+
+// intern returns the shared copy of v and takes a reference to it.
+func (s *State) intern(v string) string {
+	if v == "" {
+		return ""
+	}
+	if e, ok := s.strs[v]; ok {
+		e.refs++
+		return e.s
+	}
+	c := strings.Clone(v)
+	s.strs[c] = &interned{s: c, refs: 1}
+	return c
+}
+
+// release drops a reference taken by intern.
+func (s *State) release(v string) {
+	if v == "" {
+		return
+	}
+	if e, ok := s.strs[v]; ok {
+		e.refs--
+		if e.refs <= 0 {
+			delete(s.strs, v)
+		}
+	}
+}
+
+// The put*/remove* primitives below maintain every index and the intern
+// table. They record nothing: the repo records undo entries before calling
+// them, and rollback calls them to restore. A value given to put* must be
+// the state's own copy (see canonical*), already interned by the caller or,
+// when restored from the undo log, carrying the strings it was stored with.
+
+func (s *State) putOIR(o *models.OperationalIntent) {
+	if old := s.oirs.get(o.ID); old != nil {
+		s.releaseOIR(old)
+		s.unlinkDependent(old.SubscriptionID, s.oirs.byID[o.ID])
+	}
+	o.Manager = s.intern(o.Manager)
+	o.USSBaseURL = s.intern(o.USSBaseURL)
+	o.State = models.OperationalIntentState(s.intern(string(o.State)))
+	slot := s.oirs.put(o)
+	if o.SubscriptionID != "" {
+		s.dependents[o.SubscriptionID] = append(s.dependents[o.SubscriptionID], slot)
+	}
+}
+
+func (s *State) removeOIR(id models.ID) *models.OperationalIntent {
+	old, slot := s.oirs.remove(id)
+	if old != nil {
+		s.releaseOIR(old)
+		s.unlinkDependent(old.SubscriptionID, slot)
+	}
+	return old
+}
+
+func (s *State) releaseOIR(o *models.OperationalIntent) {
+	s.release(o.Manager)
+	s.release(o.USSBaseURL)
+	s.release(string(o.State))
+}
+
+func (s *State) unlinkDependent(subID models.ID, slot uint32) {
+	if subID == "" {
+		return
+	}
+	list := s.dependents[subID]
+	if i := slices.Index(list, slot); i >= 0 {
+		list[i] = list[len(list)-1]
+		list = list[:len(list)-1]
+	}
+	if len(list) == 0 {
+		delete(s.dependents, subID)
+	} else {
+		s.dependents[subID] = list
+	}
+}
+
+func (s *State) putSub(sub *models.Subscription) {
+	if old := s.subs.get(sub.ID); old != nil {
+		s.release(old.Manager)
+		s.release(old.USSBaseURL)
+	}
+	sub.Manager = s.intern(sub.Manager)
+	sub.USSBaseURL = s.intern(sub.USSBaseURL)
+	s.subs.put(sub)
+}
+
+func (s *State) removeSub(id models.ID) *models.Subscription {
+	old, _ := s.subs.remove(id)
+	if old != nil {
+		s.release(old.Manager)
+		s.release(old.USSBaseURL)
+	}
+	return old
+}
+
+func (s *State) putCR(c *models.Constraint) {
+	if old := s.crs.get(c.ID); old != nil {
+		s.release(old.Manager)
+		s.release(old.USSBaseURL)
+	}
+	c.Manager = s.intern(c.Manager)
+	c.USSBaseURL = s.intern(c.USSBaseURL)
+	s.crs.put(c)
+}
+
+func (s *State) removeCR(id models.ID) *models.Constraint {
+	old, _ := s.crs.remove(id)
+	if old != nil {
+		s.release(old.Manager)
+		s.release(old.USSBaseURL)
+	}
+	return old
+}
+
+func (s *State) putAvail(a *models.UssAvailability) { s.avail[a.USS] = a }
+
+func (s *State) removeAvail(uss string) { delete(s.avail, uss) }
+
+// dependentIDs returns the IDs of the OIRs depending on subID, sorted.
+func (s *State) dependentIDs(subID models.ID) []models.ID {
+	slots := s.dependents[subID]
+	ids := make([]models.ID, 0, len(slots))
+	for _, slot := range slots {
+		ids = append(ids, s.oirs.slots[slot].ID)
+	}
+	slices.SortFunc(ids, cmp.Compare)
+	return ids
+}
