@@ -193,6 +193,24 @@ func (*DeleteSubscription) ReadOnly() bool      { return false }
 func (*GetUssAvailability) ReadOnly() bool      { return true }
 func (*PutUssAvailability) ReadOnly() bool      { return false }
 
+// Write operations expose their request time to the store so that it can
+// keep write times strictly increasing (store.Timestamped).
+var (
+	_ store.Timestamped = (*PutOperationalIntent)(nil)
+	_ store.Timestamped = (*PutConstraint)(nil)
+	_ store.Timestamped = (*PutSubscription)(nil)
+	_ store.Timestamped = (*PutUssAvailability)(nil)
+)
+
+func (o *PutOperationalIntent) WriteTime() time.Time     { return o.Now }
+func (o *PutOperationalIntent) SetWriteTime(t time.Time) { o.Now = t }
+func (o *PutConstraint) WriteTime() time.Time            { return o.Now }
+func (o *PutConstraint) SetWriteTime(t time.Time)        { o.Now = t }
+func (o *PutSubscription) WriteTime() time.Time          { return o.Now }
+func (o *PutSubscription) SetWriteTime(t time.Time)      { o.Now = t }
+func (o *PutUssAvailability) WriteTime() time.Time       { return o.Now }
+func (o *PutUssAvailability) SetWriteTime(t time.Time)   { o.Now = t }
+
 // Results. Views carry what the response needs besides the entity; OVN
 // scrubbing for non-managers happens when rendering (pkg/api), which knows
 // the caller.

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 )
 
 // OpType identifies an operation type in a Registry. It is written into
@@ -38,6 +39,17 @@ type Operation[R any] interface {
 	// runs on a consistent, linearizable snapshot and never enters a log.
 	ReadOnly() bool
 	Execute(ctx context.Context, repo R) (any, error)
+}
+
+// Timestamped is implemented by write operations that carry their write time
+// (decided by the proposer). A state machine that applies them in a log
+// raises a write time that is not after the previous write's to one
+// nanosecond past it, deterministically, so that versions derived from write
+// times never repeat even when proposers' clocks disagree or stand still
+// (spec §10: timestamps strictly increasing per log).
+type Timestamped interface {
+	WriteTime() time.Time
+	SetWriteTime(time.Time)
 }
 
 // Store runs operations against repository R.

@@ -20,6 +20,7 @@ import (
 //
 //	magic      8 bytes "RDSSSCD\x00"
 //	version    uint32 (big endian) = 1
+//	last write time   the newest applied write time (store.Timestamped)
 //	availabilities  count, then per record in USS order:
 //	                USS, Availability, UpdatedAt
 //	subscriptions   count, then per entity in ID order:
@@ -59,6 +60,7 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 	e := &encoder{w: w, buf: make([]byte, 0, 64<<10)}
 	e.raw([]byte(snapshotMagic))
 	e.u32(snapshotVersion)
+	e.time(s.lastWrite)
 
 	avail := make([]*models.UssAvailability, 0, len(s.avail))
 	for _, a := range s.avail {
@@ -178,6 +180,7 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 
 func (d *decoder) state() (*State, error) {
 	s := NewState()
+	s.lastWrite = d.time()
 
 	n := d.count(1 + 1 + 12) // shortest record: two empty strings + a time
 	var prev string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/raftdss/dss/pkg/models"
 	"github.com/raftdss/dss/pkg/scd/repos"
@@ -39,6 +40,10 @@ type State struct {
 	// entity. Interned strings are cloned on first use so that a stored
 	// entity never pins the request buffer its strings were sliced from.
 	strs map[string]*interned
+
+	// lastWrite is the write time of the newest applied write operation;
+	// see store.Timestamped. It is part of the snapshot.
+	lastWrite time.Time
 
 	// undo records the inverse of every change made by the write Apply in
 	// progress; it is reused between Applies to keep writes allocation-light.
@@ -91,8 +96,18 @@ func (s *State) Apply(ctx context.Context, op store.Operation[repos.Repo]) (res 
 	}
 	readOnly := op.ReadOnly()
 	r := &repo{s: s, readOnly: readOnly}
+	var prevWrite time.Time
 	if !readOnly {
 		s.undo = s.undo[:0]
+		if ts, ok := op.(store.Timestamped); ok {
+			// Raise a write time that does not advance past the previous one
+			// (spec §10: strictly increasing per log, so OVNs never repeat).
+			prevWrite = s.lastWrite
+			if t := ts.WriteTime(); !t.After(s.lastWrite) {
+				ts.SetWriteTime(s.lastWrite.Add(time.Nanosecond))
+			}
+			s.lastWrite = ts.WriteTime()
+		}
 	}
 	defer func() {
 		// The repo must not outlive Execute (store.Operation contract); a
@@ -107,6 +122,9 @@ func (s *State) Apply(ctx context.Context, op store.Operation[repos.Repo]) (res 
 		if !readOnly {
 			if err != nil {
 				s.rollback()
+				if _, ok := op.(store.Timestamped); ok {
+					s.lastWrite = prevWrite
+				}
 			}
 			clear(s.undo) // drop references to old entities
 			s.undo = s.undo[:0]

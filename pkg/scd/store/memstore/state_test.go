@@ -15,6 +15,7 @@ import (
 
 	"github.com/raftdss/dss/pkg/models"
 	"github.com/raftdss/dss/pkg/scd/repos"
+	"github.com/raftdss/dss/pkg/store"
 )
 
 // seed fills s with a few entities of every kind.
@@ -570,4 +571,62 @@ func oracleTime(start, end time.Time, v *models.Volume4D) bool {
 
 func oracleAltitude(lower, upper float32, v *models.Volume4D) bool {
 	return (v.AltitudeLower == nil || upper >= *v.AltitudeLower) && (v.AltitudeUpper == nil || lower <= *v.AltitudeUpper)
+}
+
+// stampedOp is a write operation carrying a write time, like the SCD PUTs.
+type stampedOp struct {
+	now  time.Time
+	fail bool
+	seen *[]time.Time
+}
+
+func (o *stampedOp) Type() store.OpType       { return 900 }
+func (o *stampedOp) ReadOnly() bool           { return false }
+func (o *stampedOp) WriteTime() time.Time     { return o.now }
+func (o *stampedOp) SetWriteTime(t time.Time) { o.now = t }
+func (o *stampedOp) Execute(context.Context, repos.Repo) (any, error) {
+	*o.seen = append(*o.seen, o.now)
+	if o.fail {
+		return nil, models.Errorf(models.CodeBadRequest, "fail")
+	}
+	return nil, nil
+}
+
+// TestWriteTimesStrictlyIncrease checks the clamp of store.Timestamped: a
+// write time that does not advance is raised past the previous one, a failed
+// write does not advance the floor, and the floor survives a snapshot.
+func TestWriteTimesStrictlyIncrease(t *testing.T) {
+	s := NewState()
+	var seen []time.Time
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	apply := func(st *State, at time.Time, fail bool) {
+		t.Helper()
+		_, _ = st.Apply(context.Background(), &stampedOp{now: at, fail: fail, seen: &seen})
+	}
+	apply(s, t0, false)
+	apply(s, t0, false)                   // same instant → t0+1ns
+	apply(s, t0.Add(-time.Second), true)  // failed: t0+2ns, floor unchanged
+	apply(s, t0.Add(-time.Second), false) // t0+2ns again
+	want := []time.Time{t0, t0.Add(1), t0.Add(2), t0.Add(2)}
+	if len(seen) != len(want) {
+		t.Fatalf("seen %v", seen)
+	}
+	for i := range want {
+		if !seen[i].Equal(want[i]) {
+			t.Errorf("write %d at %v, want %v", i, seen[i], want[i])
+		}
+	}
+	var buf bytes.Buffer
+	if err := s.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	restored, err := ReadSnapshot(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen = nil
+	apply(restored, t0, false)
+	if len(seen) != 1 || !seen[0].Equal(t0.Add(3)) {
+		t.Errorf("after restore: write at %v, want %v", seen, t0.Add(3))
+	}
 }
