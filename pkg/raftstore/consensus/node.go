@@ -77,6 +77,7 @@ type Node struct {
 	term    atomic.Uint64
 	commit  atomic.Uint64
 	applied atomic.Uint64
+	stats   nodeStats
 
 	waitMu   sync.Mutex
 	waiters  []appliedWaiter
@@ -152,18 +153,11 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 		Logger:            raftLogger{lg.Named("raft").Sugar()},
 	}
 
-	tr, err := newTransport(n)
-	if err != nil {
-		_ = n.wal.Close()
-		return nil, fmt.Errorf("consensus: starting transport: %w", err)
-	}
-	n.tr = tr
-	for id, addr := range cfg.Peers {
-		if id != cfg.ID {
-			tr.AddPeer(id, addr)
-		}
-	}
-
+	// The raft node exists before the transport: the transport calls
+	// Process, ReportUnreachable and ReportSnapshot (all n.rn) from its own
+	// goroutines as soon as it serves or dials, possibly before New
+	// returns. No Ready is consumed until run starts, so raft cannot act on
+	// anything before the transport is set.
 	if ds.fresh {
 		peers := make([]raft.Peer, 0, len(cfg.Peers))
 		for id, addr := range cfg.Peers {
@@ -175,6 +169,19 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 		n.rn = raft.StartNode(rc, peers)
 	} else {
 		n.rn = raft.RestartNode(rc)
+	}
+
+	tr, err := newTransport(n)
+	if err != nil {
+		n.rn.Stop()
+		_ = n.wal.Close()
+		return nil, fmt.Errorf("consensus: starting transport: %w", err)
+	}
+	n.tr = tr
+	for id, addr := range cfg.Peers {
+		if id != cfg.ID {
+			tr.AddPeer(id, addr)
+		}
 	}
 	lg.Info("raft node started", zap.Bool("new", ds.fresh), zap.Uint64("applied", n.applied.Load()),
 		zap.Uint64("snapshot", n.snapIndex), zap.Int("wal_entries", len(ds.entries)))

@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/storage/wal"
+	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/raftdss/dss/pkg/transport"
 	"github.com/raftdss/dss/pkg/transport/memnet"
@@ -305,4 +307,60 @@ func TestConfigValidation(t *testing.T) {
 		c.SnapshotEntries != defaultSnapshotEntries || c.CatchUpEntries != defaultCatchUpEntries {
 		t.Fatalf("defaults: %+v, %v", c, err)
 	}
+}
+
+// TestStatsCountWALSaves checks the group-commit counters: every entry a
+// node writes is counted once, and sequential writes need a fsync each.
+func TestStatsCountWALSaves(t *testing.T) {
+	app := &memApp{}
+	n, err := startSingle(t, t.TempDir(), app, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	write(t, n, app, "warm")
+	before := n.Stats()
+	write(t, n, app, payloads("s", 10)...)
+	d := n.Stats().Sub(before)
+	if d.EntriesSaved != 10 || d.WALSyncs < 10 || d.WALSaves < d.WALSyncs {
+		t.Fatalf("10 sequential writes: %+v", d)
+	}
+	if d.EntriesApplied < 10 || d.ApplyBatches == 0 || d.WALSaveTime <= 0 || d.Readys < d.WALSaves {
+		t.Fatalf("10 sequential writes: %+v", d)
+	}
+	if got := d.EntriesPerSync(); got <= 0 || got > 1 {
+		t.Fatalf("EntriesPerSync of sequential writes = %v, want (0, 1]", got)
+	}
+	if (Stats{}).EntriesPerSync() != 0 {
+		t.Fatal("EntriesPerSync of no syncs is not 0")
+	}
+}
+
+// TestTransportMayCallBackDuringNew: a transport reports and delivers from
+// its own goroutines as soon as it exists, before New returns (a peer that
+// cannot be dialled yet, or one that sends first). The node must already
+// be able to take those calls.
+func TestTransportMayCallBackDuringNew(t *testing.T) {
+	net := memnet.New(1)
+	t.Cleanup(net.Close)
+	n, err := New(Config{
+		ID:           1,
+		Peers:        map[uint64]string{1: "self"},
+		DataDir:      t.TempDir(),
+		TickInterval: 10 * time.Millisecond,
+		Logger:       zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+	}, &memApp{}, func(h transport.Handler) (transport.Transport, error) {
+		h.ReportUnreachable(2)
+		// A stray response: stepped, then ignored by a follower.
+		if err := h.Process(context.Background(), &raftpb.Message{
+			Type: raftpb.MessageType_MsgHeartbeatResp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1),
+		}); err != nil {
+			t.Errorf("Process during New: %v", err)
+		}
+		return net.Transport(1, h), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Stop()
 }

@@ -37,6 +37,7 @@ func (n *Node) run() {
 
 // handleReady processes one Ready in the order the raft README requires.
 func (n *Node) handleReady(rd raft.Ready) error {
+	n.stats.readys.Add(1)
 	if rd.SoftState != nil {
 		n.leader.Store(rd.SoftState.Lead)
 		n.isLeader = rd.RaftState == raft.StateLeader
@@ -65,9 +66,11 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	}
 	// wal.Save fsyncs when MustSync (term, vote or entries changed): entries
 	// and hard state must be durable before a follower acknowledges them.
+	saveStart := time.Now()
 	if err := n.wal.Save(rd.HardState, rd.Entries); err != nil {
 		return fmt.Errorf("consensus: WAL save: %w", err)
 	}
+	n.countSave(rd, time.Since(saveStart))
 
 	// 3. Make the snapshot and the new entries visible to raft through
 	// MemoryStorage, only after they are durable.
@@ -98,10 +101,29 @@ func (n *Node) handleReady(rd raft.Ready) error {
 
 	// 5. Apply committed entries (they are durable on a quorum), then
 	// maybe snapshot. Advance (by the caller) comes last.
+	if len(rd.CommittedEntries) > 0 {
+		n.stats.applyBatches.Add(1)
+		n.stats.entriesApplied.Add(uint64(len(rd.CommittedEntries)))
+	}
 	if err := n.applyEntries(rd.CommittedEntries); err != nil {
 		return err
 	}
 	return n.maybeSnapshot()
+}
+
+// countSave records one wal.Save in the node's Stats. wal.Save writes
+// nothing for an empty hard state and no entries, and fsyncs exactly when
+// raft says MustSync.
+func (n *Node) countSave(rd raft.Ready, took time.Duration) {
+	if raft.IsEmptyHardState(rd.HardState) && len(rd.Entries) == 0 {
+		return
+	}
+	n.stats.walSaves.Add(1)
+	if rd.MustSync {
+		n.stats.walSyncs.Add(1)
+	}
+	n.stats.entriesSaved.Add(uint64(len(rd.Entries)))
+	n.stats.walSaveNanos.Add(int64(took))
 }
 
 // persistSnapshot writes a snapshot received from the leader to disk.

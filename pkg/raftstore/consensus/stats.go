@@ -1,0 +1,74 @@
+package consensus
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Stats are cumulative counters of a node's Ready loop. They exist to make
+// group commit observable: how many entries each fsynced WAL save carries
+// (raft-notes: throughput at 64 clients comes from ~9 entries per save), how
+// long saves take, and how many committed entries each apply step handles.
+type Stats struct {
+	// Readys is the number of raft.Ready batches handled.
+	Readys uint64
+	// WALSaves counts wal.Save calls that had entries or hard state to
+	// write.
+	WALSaves uint64
+	// WALSyncs counts the saves raft required to be durable (MustSync:
+	// entries, term or vote changed); wal.Save fsyncs exactly these.
+	WALSyncs uint64
+	// EntriesSaved is the number of log entries written to the WAL.
+	EntriesSaved uint64
+	// WALSaveTime is the total time spent in wal.Save, fsync included.
+	WALSaveTime time.Duration
+	// ApplyBatches counts Readys that carried committed entries.
+	ApplyBatches uint64
+	// EntriesApplied is the number of committed entries handed to apply
+	// (including no-ops and conf changes).
+	EntriesApplied uint64
+}
+
+// EntriesPerSync is the mean number of entries per fsynced WAL save, the
+// group-commit factor; 0 when nothing was synced.
+func (s Stats) EntriesPerSync() float64 {
+	if s.WALSyncs == 0 {
+		return 0
+	}
+	return float64(s.EntriesSaved) / float64(s.WALSyncs)
+}
+
+// Sub returns the counters accumulated between o (earlier) and s.
+func (s Stats) Sub(o Stats) Stats {
+	return Stats{
+		Readys:         s.Readys - o.Readys,
+		WALSaves:       s.WALSaves - o.WALSaves,
+		WALSyncs:       s.WALSyncs - o.WALSyncs,
+		EntriesSaved:   s.EntriesSaved - o.EntriesSaved,
+		WALSaveTime:    s.WALSaveTime - o.WALSaveTime,
+		ApplyBatches:   s.ApplyBatches - o.ApplyBatches,
+		EntriesApplied: s.EntriesApplied - o.EntriesApplied,
+	}
+}
+
+// nodeStats is the atomic form of Stats: written by the Ready goroutine,
+// read by Node.Stats from any goroutine without a lock.
+type nodeStats struct {
+	readys, walSaves, walSyncs, entriesSaved atomic.Uint64
+	walSaveNanos                             atomic.Int64
+	applyBatches, entriesApplied             atomic.Uint64
+}
+
+// Stats returns the node's cumulative Ready-loop counters. It never blocks.
+func (n *Node) Stats() Stats {
+	s := &n.stats
+	return Stats{
+		Readys:         s.readys.Load(),
+		WALSaves:       s.walSaves.Load(),
+		WALSyncs:       s.walSyncs.Load(),
+		EntriesSaved:   s.entriesSaved.Load(),
+		WALSaveTime:    time.Duration(s.walSaveNanos.Load()),
+		ApplyBatches:   s.applyBatches.Load(),
+		EntriesApplied: s.entriesApplied.Load(),
+	}
+}
