@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// runCompare implements "dssbench compare FILE...": it reads the JSON
+// lines of several runs (targets and rounds mixed) and prints, per target
+// label, the mean of each headline number over the rounds, then the ratios
+// the comparison is about.
+func runCompare(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("dssbench compare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	conc := fs.Int("concurrency", 64, "the w1/w3 user count to compare")
+	num := fs.String("num", "raft3", "label of the numerator target")
+	den := fs.String("den", "sql", "label of the denominator target")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "dssbench compare: give one or more JSON-lines files")
+		return exitUsage
+	}
+	var rows []record
+	for _, path := range fs.Args() {
+		rs, err := readRecords(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "dssbench compare: %v\n", err)
+			return exitFailed
+		}
+		rows = append(rows, rs...)
+	}
+	_, _ = io.WriteString(stdout, compare(rows, *conc, *num, *den))
+	return exitOK
+}
+
+func readRecords(path string) ([]record, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []record
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		var r record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
+		}
+		out = append(out, r)
+	}
+	return out, sc.Err()
+}
+
+// mean accumulates a value over rounds.
+type mean struct {
+	sum float64
+	n   int
+}
+
+func (m *mean) add(v float64) { m.sum += v; m.n++ }
+
+func (m mean) get() (float64, bool) {
+	if m.n == 0 {
+		return 0, false
+	}
+	return m.sum / float64(m.n), true
+}
+
+// targetNumbers are one label's headline numbers, averaged over rounds.
+type targetNumbers struct {
+	w1Writes, w1Flights, w1P99         mean // w1 at the compared concurrency
+	w2Peak, w2PeakC, w2OverW1, w2Fives mean
+	w3Queries, w3QueryP99, w3Writes    mean
+	c5xx                               float64
+}
+
+// compare renders the comparison of rows as markdown.
+func compare(rows []record, conc int, num, den string) string {
+	byLabel := map[string]*targetNumbers{}
+	get := func(l string) *targetNumbers {
+		if byLabel[l] == nil {
+			byLabel[l] = &targetNumbers{}
+		}
+		return byLabel[l]
+	}
+	var fsync []float64
+	for _, r := range rows {
+		switch {
+		case r.Kind == kindCalibration && r.Name == "fdatasync_4k":
+			fsync = append(fsync, r.OKPerS)
+		case r.Kind == kindPhase && r.Role == "" && r.Mode == "closed" && r.Concurrency == conc:
+			t := get(r.Label)
+			t.c5xx += float64(r.C5xx)
+			switch r.Workload {
+			case "w1":
+				t.w1Writes.add(r.Writes)
+				t.w1Flights.add(r.Flights)
+			case "w3":
+				t.w3Queries.add(r.Queries)
+				t.w3Writes.add(r.Writes)
+			}
+		case r.Kind == kindOp && r.Role == "" && r.Mode == "closed" && r.Concurrency == conc:
+			t := get(r.Label)
+			switch {
+			case r.Workload == "w1" && r.Op == opFlight:
+				t.w1P99.add(r.P99ms)
+			case r.Workload == "w3" && r.Op == opQuery:
+				t.w3QueryP99.add(r.P99ms)
+			}
+		case r.Kind == kindW2Peak:
+			t := get(r.Label)
+			t.w2Peak.add(r.PeakFlights)
+			t.w2PeakC.add(float64(r.PeakConcurrency))
+			t.w2Fives.add(float64(r.C5xx))
+			if r.W1AtPeak > 0 {
+				t.w2OverW1.add(r.PeakFlights / r.W1AtPeak)
+			}
+		}
+	}
+	labels := make([]string, 0, len(byLabel))
+	for l := range byLabel {
+		labels = append(labels, l)
+	}
+	sort.Strings(labels)
+
+	var b strings.Builder
+	f := func(m mean, format string) string {
+		v, ok := m.get()
+		if !ok {
+			return "–"
+		}
+		return fmt.Sprintf(format, v)
+	}
+	fmt.Fprintf(&b, "| target | W1 writes/s (c=%d) | W1 flights/s | W1 flight p99 ms | W2 peak flights/s | at c | W2 peak / W1 same c | W2 5xx | W3 queries/s (c=%d) | W3 query p99 ms | W3 writes/s |\n", conc, conc)
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, l := range labels {
+		t := byLabel[l]
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", l,
+			f(t.w1Writes, "%.0f"), f(t.w1Flights, "%.1f"), f(t.w1P99, "%.1f"),
+			f(t.w2Peak, "%.1f"), f(t.w2PeakC, "%.0f"), f(t.w2OverW1, "%.2f"), f(t.w2Fives, "%.0f"),
+			f(t.w3Queries, "%.0f"), f(t.w3QueryP99, "%.1f"), f(t.w3Writes, "%.0f"))
+	}
+	b.WriteString("\nRatios (means over rounds):\n")
+	ratio := func(what string, a, c mean, aName, cName string) {
+		x, ok1 := a.get()
+		y, ok2 := c.get()
+		if !ok1 || !ok2 || y == 0 {
+			fmt.Fprintf(&b, "- %s: n/a (no %s or %s numbers)\n", what, aName, cName)
+			return
+		}
+		fmt.Fprintf(&b, "- %s: %.2f (%.0f / %.0f)\n", what, x/y, x, y)
+	}
+	n, d := get(num), get(den)
+	ratio(fmt.Sprintf("W1 writes/s %s / %s", num, den), n.w1Writes, d.w1Writes, num, den)
+	var fs mean
+	if len(fsync) > 0 {
+		sort.Float64s(fsync)
+		fs.add(fsync[len(fsync)/2])
+	}
+	ratio(fmt.Sprintf("W1 writes/s %s / fdatasync per s (median of %d calibrations)", num, len(fsync)),
+		n.w1Writes, fs, num, "calibration")
+	for _, l := range labels {
+		if v, ok := byLabel[l].w2OverW1.get(); ok {
+			fmt.Fprintf(&b, "- W2 peak / W1 at the same concurrency, %s: %.2f\n", l, v)
+		}
+	}
+	ratio(fmt.Sprintf("W3 queries/s %s / %s", num, den), n.w3Queries, d.w3Queries, num, den)
+	b.WriteString("  (W3 queries are answered by whichever node receives them; whether a read goes through the\n" +
+		"  Raft log or a read index cannot be told from outside: compare against the reads rows of raft-notes.md.)\n")
+	return b.String()
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/raftdss/dss/pkg/geo"
+	"github.com/raftdss/dss/pkg/models"
+)
+
+func TestCompareRatios(t *testing.T) {
+	rows := []record{
+		{Kind: kindCalibration, Name: "fdatasync_4k", OKPerS: 1000},
+		{Kind: kindCalibration, Name: "fdatasync_4k", OKPerS: 2000},
+		{Kind: kindCalibration, Name: "fdatasync_4k", OKPerS: 9000},
+		// Two rounds of raft3 (mean 900 writes/s), one of sql (300).
+		{Kind: kindPhase, Label: "raft3", Workload: "w1", Mode: "closed", Concurrency: 64, Writes: 800, Flights: 266},
+		{Kind: kindPhase, Label: "raft3", Workload: "w1", Mode: "closed", Concurrency: 64, Writes: 1000, Flights: 333},
+		{Kind: kindPhase, Label: "sql", Workload: "w1", Mode: "closed", Concurrency: 64, Writes: 300, Flights: 100},
+		// Ignored: another concurrency, and the w2 reference phase.
+		{Kind: kindPhase, Label: "sql", Workload: "w1", Mode: "closed", Concurrency: 16, Writes: 1e6},
+		{Kind: kindPhase, Label: "sql", Workload: "w1", Role: "w2_reference", Mode: "closed", Concurrency: 64, Writes: 1e6},
+		{Kind: kindW2Peak, Label: "raft3", PeakFlights: 100, PeakConcurrency: 8, W1AtPeak: 400},
+		{Kind: kindPhase, Label: "raft3", Workload: "w3", Mode: "closed", Concurrency: 64, Queries: 5000},
+		{Kind: kindPhase, Label: "sql", Workload: "w3", Mode: "closed", Concurrency: 64, Queries: 500},
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "r.jsonl")
+	var buf bytes.Buffer
+	for _, r := range rows {
+		b, _ := json.Marshal(r)
+		buf.Write(append(b, '\n'))
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := runCompare([]string{path}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{
+		"W1 writes/s raft3 / sql: 3.00 (900 / 300)",
+		"W1 writes/s raft3 / fdatasync per s (median of 3 calibrations): 0.45 (900 / 2000)",
+		"W2 peak / W1 at the same concurrency, raft3: 0.25",
+		"W3 queries/s raft3 / sql: 10.00 (5000 / 500)",
+		"| raft3 | 900 | 299.5 |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if code := runCompare([]string{filepath.Join(dir, "absent")}, &stdout, &stderr); code != exitFailed {
+		t.Errorf("absent file: exit %d", code)
+	}
+}
+
+// TestFlightsInATileAreCoveredByItsSubscription checks the geometry W1
+// relies on: a flight said to lie in a tile has all its S2 cells in the
+// tile subscription's cells (else the DSS would answer 400), and a flight
+// that straddles tiles is said to lie in none.
+func TestFlightsInATileAreCoveredByItsSubscription(t *testing.T) {
+	cover := func(r rect) map[models.CellID]bool {
+		var vs []models.LatLng
+		for _, p := range r.volume(0, 1).OutlinePolygon.Vertices {
+			vs = append(vs, models.LatLng{Lat: p.Lat, Lng: p.Lng})
+		}
+		cells, err := geo.CoverPolygon(vs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[models.CellID]bool{}
+		for _, c := range cells {
+			m[c] = true
+		}
+		return m
+	}
+	tiles := map[int]map[models.CellID]bool{}
+	// Flights hugging tile edges and corners are the ones at risk.
+	for _, x := range []float64{10.1, 17.85, 10.05, 40.1, 47.85} {
+		for _, y := range []float64{0.1, 7.85, 30.1, 37.85, 98.5} {
+			r := rect{x, y, x + flightSizeKM, y + flightSizeKM}
+			i := r.tile()
+			if x == 10.05 {
+				if i != -1 {
+					t.Errorf("flight at %v,%v inside the margin got tile %d", x, y, i)
+				}
+				continue
+			}
+			if y == 98.5 {
+				if i != -1 {
+					t.Errorf("flight at %v,%v crosses the edge of the area but got tile %d", x, y, i)
+				}
+				continue
+			}
+			if i < 0 {
+				t.Errorf("flight at %v,%v: no tile", x, y)
+				continue
+			}
+			if tiles[i] == nil {
+				tiles[i] = cover(tileRect(i))
+			}
+			for c := range cover(r) {
+				if !tiles[i][c] {
+					t.Errorf("flight at %v,%v: cell %d outside tile %d's covering", x, y, c, i)
+				}
+			}
+		}
+	}
+	if (rect{9, 5, 11, 7}).tile() != -1 {
+		t.Error("a flight straddling two tiles got one")
+	}
+	if n := len(cover(rect{0, 0, 0.002, 0.002})); n != 1 {
+		t.Errorf("a 2 m square covers %d cells", n)
+	}
+}
