@@ -12,13 +12,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/raftdss/dss/pkg/auth"
-	"github.com/raftdss/dss/pkg/scd"
 	"github.com/raftdss/dss/pkg/scd/server"
-	"github.com/raftdss/dss/pkg/scd/store/memstore"
 )
 
 // Exit codes of run.
@@ -45,6 +44,10 @@ type config struct {
 	dev               bool
 	devDir            string
 	logLevel          zapcore.Level
+
+	store        storeKind
+	datastoreURL string
+	raft         raftConfig
 }
 
 // parseFlags builds the config from args. Flags are registered on a fresh
@@ -65,6 +68,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			"and print a ready-to-use token")
 	fs.StringVar(&cfg.devDir, "dev_dir", "./.dss-dev", "directory of the --dev signing key")
 	fs.TextVar(&cfg.logLevel, "log_level", zapcore.InfoLevel, "log level: debug, info, warn or error")
+	var useRaft, useMem bool
+	fs.BoolVar(&useRaft, "raftstore", false,
+		"use the Raft-replicated store (the default unless --datastore_url is given; an error together with it)")
+	fs.BoolVar(&useMem, "memstore", false,
+		"use a non-durable, single-node in-memory store; for tests only: all data is lost on exit")
+	fs.StringVar(&cfg.datastoreURL, "datastore_url", "",
+		"PostgreSQL connection URL: selects the SQL store instead of the Raft store")
+	cfg.raft.registerFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -73,6 +84,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if cfg.serverTimeout <= 0 {
 		return nil, fmt.Errorf("--server_timeout must be positive, got %v", cfg.serverTimeout)
+	}
+	kind, err := selectStore(useRaft, useMem, cfg.datastoreURL != "")
+	if err != nil {
+		return nil, err
+	}
+	cfg.store = kind
+	if kind == storeRaft {
+		if err := cfg.raft.resolve(); err != nil {
+			return nil, err
+		}
 	}
 	return cfg, nil
 }
@@ -152,16 +173,8 @@ func checkAuthConfig(c *auth.Config) error {
 	return nil
 }
 
-// openStore is the one place that selects the storage backend. Only the
-// in-memory store exists so far; the Raft store (default) and PostgreSQL
-// (--datastore_url) are added here as cases of one switch. The returned
-// close function releases the backend.
-func openStore() (scd.Store, func() error, error) {
-	return memstore.New(), func() error { return nil }, nil
-}
-
 // serve runs the node until ctx ends or a fatal condition (expired JWKS keys,
-// a failed listener) stops it.
+// a failed listener, a store that stopped on its own) stops it.
 func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Logger, stdout io.Writer) error {
 	// A node whose JWKS keys expired must stop (spec §2); OnKeysExpired runs
 	// on the refresher goroutine, so it only cancels.
@@ -177,18 +190,25 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 	}
 	defer authn.Close()
 
-	store, closeStore, err := openStore()
+	// Listen before opening the store: a busy port then fails the start
+	// without touching the data directory.
+	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := closeStore(); err != nil {
-			log.Error("closing the store", zap.Error(err))
-		}
-	}()
+	defer ln.Close() // for the early returns; Serve closes it otherwise
 
-	handler, err := server.NewHandler(server.Config{
-		Store:             store,
+	metrics := prometheus.NewRegistry()
+	be, err := openStore(cfg, log, metrics)
+	if err != nil {
+		return err
+	}
+	// The store stops when serve returns, after the HTTP server's graceful
+	// shutdown below: requests in flight finish against a live store.
+	defer be.close()
+
+	api, err := server.NewHandler(server.Config{
+		Store:             be.store,
 		Authenticator:     authn,
 		AllowHTTPBaseURLs: cfg.allowHTTPBaseURLs,
 		HandlerTimeout:    cfg.serverTimeout,
@@ -198,12 +218,8 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		return err
-	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           newMux(api, be, cfg.store, metrics),
 		ReadHeaderTimeout: 10 * time.Second,
 		// Reading a 4 MiB body and then running the handler must fit; the
 		// write deadline counts from the end of the headers, so it covers
@@ -229,6 +245,11 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 	case err := <-served:
 		// Serve only returns early on a listener failure.
 		return fmt.Errorf("http server: %w", err)
+	case <-be.done:
+		// The store stopped by itself: corrupt data, an entry this binary
+		// cannot decode, a failed disk write. Serving on would only answer
+		// 503; exit non-zero so a supervisor notices.
+		stop(fmt.Errorf("the store stopped: %w", be.err()))
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", zap.NamedError("reason", context.Cause(ctx)))

@@ -40,7 +40,7 @@ var (
 )
 
 // waitFor polls out until re matches, for at most 20 s.
-func waitFor(t *testing.T, out *syncBuffer, re *regexp.Regexp, exited <-chan int) string {
+func waitFor(t testing.TB, out *syncBuffer, re *regexp.Regexp, exited <-chan int) string {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -63,7 +63,8 @@ func TestDevModeServesTheAPI(t *testing.T) {
 	var stdout, stderr syncBuffer
 	exited := make(chan int, 1)
 	go func() {
-		exited <- run(ctx, []string{"--dev", "--dev_dir", t.TempDir(), "--addr", "127.0.0.1:0", "--log_level", "warn"},
+		exited <- run(ctx, []string{"--dev", "--dev_dir", t.TempDir(), "--addr", "127.0.0.1:0", "--log_level", "warn",
+			"--raft_data_dir", t.TempDir(), "--raft_addr", "127.0.0.1:0"},
 			&stdout, &stderr)
 	}()
 	base := waitFor(t, &stdout, listeningRE, exited)
@@ -141,6 +142,17 @@ func TestRefusesBadConfiguration(t *testing.T) {
 		{"--server_timeout", "0s", "--dev"},
 		{"--log_level", "loud"},
 		{"stray-argument"},
+		{"--dev", "--raftstore", "--datastore_url", "postgres://localhost/scd"},
+		{"--dev", "--memstore", "--raftstore"},
+		{"--dev", "--raft_peers", "1=127.0.0.1:1,2=127.0.0.1:2", "--raft_node_id", "3"},
+		{"--dev", "--raft_peers", "1=127.0.0.1:1,1=127.0.0.1:2"},
+		{"--dev", "--raft_peers", "1=127.0.0.1:1,2=127.0.0.1:1"},
+		{"--dev", "--raft_peers", "0=127.0.0.1:1"},
+		{"--dev", "--raft_peers", "1=nohostport"},
+		{"--dev", "--raft_node_id", "0"},
+		{"--dev", "--raft_election_ticks", "2", "--raft_heartbeat_ticks", "2"},
+		{"--dev", "--raft_tls_cert", "c.pem"},
+		{"--dev", "--raft_snapshot_entries", "0"},
 	} {
 		var stdout, stderr syncBuffer
 		if code := run(context.Background(), args, &stdout, &stderr); code != exitUsage {
@@ -154,7 +166,10 @@ func TestHelpExitsZero(t *testing.T) {
 	if code := run(context.Background(), []string{"-h"}, &stdout, &stderr); code != exitOK {
 		t.Fatalf("exit code %d", code)
 	}
-	for _, flag := range []string{"-addr", "-allow_http_base_urls", "-server_timeout", "-dev_dir", "-log_level", "-jwks_endpoint"} {
+	for _, flag := range []string{"-addr", "-allow_http_base_urls", "-server_timeout", "-dev_dir", "-log_level", "-jwks_endpoint",
+		"-raftstore", "-memstore", "-datastore_url", "-raft_node_id", "-raft_peers", "-raft_addr", "-raft_data_dir",
+		"-raft_tick_interval", "-raft_election_ticks", "-raft_heartbeat_ticks", "-raft_snapshot_entries",
+		"-raft_catchup_entries", "-raft_tls_cert", "-raft_tls_key", "-raft_tls_ca"} {
 		if !strings.Contains(stderr.String(), flag) {
 			t.Errorf("usage lacks %s", flag)
 		}

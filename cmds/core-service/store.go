@@ -1,0 +1,258 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/raftdss/dss/pkg/raftstore/consensus"
+	"github.com/raftdss/dss/pkg/scd"
+	"github.com/raftdss/dss/pkg/scd/store/memstore"
+	"github.com/raftdss/dss/pkg/scd/store/raftstore"
+	"github.com/raftdss/dss/pkg/transport"
+	"github.com/raftdss/dss/pkg/transport/grpctransport"
+)
+
+// storeKind is the backend the node runs on.
+type storeKind int
+
+const (
+	storeRaft storeKind = iota // default: Raft-replicated in-memory store
+	storeSQL                   // --datastore_url: PostgreSQL
+	storeMem                   // --memstore: single node, not durable (tests)
+)
+
+func (k storeKind) String() string {
+	return [...]string{"raft", "sql", "memory"}[k]
+}
+
+// selectStore applies the selection rules of the architecture: the SQL store
+// when --datastore_url is given, the Raft store otherwise; naming two
+// backends is a usage error rather than a silent choice.
+func selectStore(raft, mem, sql bool) (storeKind, error) {
+	switch {
+	case sql && raft:
+		return 0, errors.New("--datastore_url selects the SQL store and --raftstore the Raft store: pass only one")
+	case mem && (sql || raft):
+		return 0, errors.New("--memstore cannot be combined with --raftstore or --datastore_url")
+	case sql:
+		return storeSQL, nil
+	case mem:
+		return storeMem, nil
+	}
+	return storeRaft, nil
+}
+
+// Defaults of the Raft flags.
+const (
+	defaultRaftDataDir = "./.dss-data"
+	defaultRaftAddr    = "127.0.0.1:26001"
+)
+
+// raftConfig is what the --raft_* flags decide.
+type raftConfig struct {
+	nodeID          uint64
+	peersFlag       string
+	addr            string
+	dataDir         string
+	tick            time.Duration
+	electionTicks   int
+	heartbeatTicks  int
+	snapshotEntries uint64
+	catchUpEntries  uint64
+	tlsCert         string
+	tlsKey          string
+	tlsCA           string
+
+	// peers is peersFlag parsed, with this node added for a single node.
+	peers map[uint64]string
+}
+
+func (c *raftConfig) registerFlags(fs *flag.FlagSet) {
+	fs.Uint64Var(&c.nodeID, "raft_node_id", 1,
+		"this node's raft ID: non-zero, unique in the cluster, never reused (it, not the address, is the node's identity)")
+	fs.StringVar(&c.peersFlag, "raft_peers", "",
+		"initial cluster members, this node included: 1=host:port,2=host:port,... "+
+			"(addresses are only dialled); empty: a single-node cluster")
+	fs.StringVar(&c.addr, "raft_addr", "",
+		"address the raft transport listens on (default: this node's entry in --raft_peers, "+
+			"or "+defaultRaftAddr+" for a single node)")
+	fs.StringVar(&c.dataDir, "raft_data_dir", defaultRaftDataDir, "directory of the raft WAL and snapshots")
+	fs.DurationVar(&c.tick, "raft_tick_interval", 100*time.Millisecond,
+		"raft logical clock tick; election and heartbeat timeouts are counted in ticks")
+	fs.IntVar(&c.electionTicks, "raft_election_ticks", 10,
+		"ticks without a leader before a follower campaigns; also how long a leader cut off from a majority keeps leading")
+	fs.IntVar(&c.heartbeatTicks, "raft_heartbeat_ticks", 1, "ticks between leader heartbeats (less than --raft_election_ticks)")
+	fs.Uint64Var(&c.snapshotEntries, "raft_snapshot_entries", 10000,
+		"applied entries between snapshots (each snapshot also purges old WAL segments)")
+	fs.Uint64Var(&c.catchUpEntries, "raft_catchup_entries", 5000,
+		"entries kept in memory after a snapshot so a lagging follower catches up from the log, not a snapshot")
+	fs.StringVar(&c.tlsCert, "raft_tls_cert", "",
+		"PEM certificate of this node for raft mutual TLS; it must name the node (DNS SAN or CN "+
+			grpctransport.NodeName(1)+" for ID 1)")
+	fs.StringVar(&c.tlsKey, "raft_tls_key", "", "PEM private key of --raft_tls_cert")
+	fs.StringVar(&c.tlsCA, "raft_tls_ca", "", "PEM CA certificate that signed every node's raft certificate")
+}
+
+// resolve validates the flags and fills in peers and addr.
+func (c *raftConfig) resolve() error {
+	if c.nodeID == 0 {
+		return errors.New("--raft_node_id must not be 0")
+	}
+	if c.dataDir == "" {
+		return errors.New("--raft_data_dir must not be empty")
+	}
+	if c.tick <= 0 {
+		return fmt.Errorf("--raft_tick_interval must be positive, got %v", c.tick)
+	}
+	if c.heartbeatTicks <= 0 || c.electionTicks <= c.heartbeatTicks {
+		return fmt.Errorf("--raft_election_ticks (%d) must exceed --raft_heartbeat_ticks (%d), which must be positive",
+			c.electionTicks, c.heartbeatTicks)
+	}
+	if c.snapshotEntries == 0 || c.catchUpEntries == 0 {
+		return errors.New("--raft_snapshot_entries and --raft_catchup_entries must be positive")
+	}
+	if n := countSet(c.tlsCert, c.tlsKey, c.tlsCA); n != 0 && n != 3 {
+		return errors.New("raft mutual TLS needs all of --raft_tls_cert, --raft_tls_key and --raft_tls_ca")
+	}
+	peers, err := parsePeers(c.peersFlag)
+	if err != nil {
+		return fmt.Errorf("--raft_peers: %w", err)
+	}
+	if len(peers) == 0 {
+		if c.addr == "" {
+			c.addr = defaultRaftAddr
+		}
+		peers = map[uint64]string{c.nodeID: c.addr}
+	}
+	self, ok := peers[c.nodeID]
+	if !ok {
+		ids := make([]uint64, 0, len(peers))
+		for id := range peers {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		return fmt.Errorf("--raft_peers lists IDs %v but not this node's --raft_node_id %d", ids, c.nodeID)
+	}
+	if c.addr == "" {
+		c.addr = self
+	}
+	c.peers = peers
+	return nil
+}
+
+func countSet(ss ...string) int {
+	n := 0
+	for _, s := range ss {
+		if s != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// parsePeers parses "1=host:port,2=host:port". Two IDs may not share an
+// address: a typo there would make a node dial itself as another member.
+func parsePeers(s string) (map[uint64]string, error) {
+	peers := map[uint64]string{}
+	byAddr := map[string]uint64{}
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		idStr, addr, ok := strings.Cut(part, "=")
+		if !ok || addr == "" || !strings.Contains(addr, ":") {
+			return nil, fmt.Errorf("%q: want id=host:port", part)
+		}
+		id, err := strconv.ParseUint(idStr, 10, 64)
+		if err != nil || id == 0 {
+			return nil, fmt.Errorf("%q: the raft ID must be a positive integer", part)
+		}
+		if _, dup := peers[id]; dup {
+			return nil, fmt.Errorf("raft ID %d given twice", id)
+		}
+		if other, dup := byAddr[addr]; dup {
+			return nil, fmt.Errorf("raft IDs %d and %d share the address %s", other, id, addr)
+		}
+		peers[id], byAddr[addr] = addr, id
+	}
+	return peers, nil
+}
+
+// backend is the open store with what the node needs around it.
+type backend struct {
+	store scd.Store
+	// raft is the Raft store, nil for the other backends.
+	raft *raftstore.Store
+	// done is closed when the store stopped by itself (never, for stores
+	// that cannot); err says why.
+	done  <-chan struct{}
+	err   func() error
+	close func()
+}
+
+// openStore is the one place that selects and opens the storage backend.
+func openStore(cfg *config, log *zap.Logger, reg prometheus.Registerer) (*backend, error) {
+	switch cfg.store {
+	case storeRaft:
+		return openRaftStore(&cfg.raft, log, reg)
+	case storeSQL:
+		// The PostgreSQL store (pkg/scd/store/sqlstore) plugs in here.
+		return nil, errors.New("--datastore_url: the PostgreSQL store is not part of this build; " +
+			"run without it to use the Raft store")
+	case storeMem:
+		log.Warn("running on the in-memory store (--memstore): nothing is replicated or persisted; for tests only")
+		return &backend{store: memstore.New(), done: nil, err: func() error { return nil }, close: func() {}}, nil
+	}
+	return nil, fmt.Errorf("unknown store kind %v", cfg.store)
+}
+
+func openRaftStore(rc *raftConfig, log *zap.Logger, reg prometheus.Registerer) (*backend, error) {
+	var tlsCfg *grpctransport.TLSConfig
+	if rc.tlsCert != "" {
+		tlsCfg = &grpctransport.TLSConfig{CertFile: rc.tlsCert, KeyFile: rc.tlsKey, CAFile: rc.tlsCA}
+	}
+	rlog := log.Named("raft")
+	st, err := raftstore.Open(raftstore.Config{
+		Consensus: consensus.Config{
+			ID:              rc.nodeID,
+			Peers:           rc.peers,
+			DataDir:         rc.dataDir,
+			TickInterval:    rc.tick,
+			ElectionTicks:   rc.electionTicks,
+			HeartbeatTicks:  rc.heartbeatTicks,
+			SnapshotEntries: rc.snapshotEntries,
+			CatchUpEntries:  rc.catchUpEntries,
+			Logger:          rlog,
+		},
+		NewTransport: func(h transport.Handler) (transport.Transport, error) {
+			t, err := grpctransport.NewGRPC(grpctransport.GRPCConfig{
+				ID: rc.nodeID, ListenAddr: rc.addr, Handler: h, TLS: tlsCfg, Logger: rlog.Named("transport"),
+			})
+			if err != nil {
+				return nil, err
+			}
+			rlog.Info("raft transport listening", zap.String("addr", t.Addr()), zap.Bool("mtls", tlsCfg != nil))
+			return t, nil
+		},
+		Registerer: reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the Raft store in %s: %w", rc.dataDir, err)
+	}
+	members := make([]uint64, 0, len(rc.peers))
+	for id := range rc.peers {
+		members = append(members, id)
+	}
+	slices.Sort(members)
+	log.Info("raft store open", zap.Uint64("node_id", rc.nodeID), zap.Uint64s("initial_members", members),
+		zap.String("data_dir", rc.dataDir))
+	return &backend{store: st, raft: st, done: st.Done(), err: st.Err, close: st.Stop}, nil
+}

@@ -1,0 +1,175 @@
+package raftstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/raftdss/dss/pkg/models"
+	generic "github.com/raftdss/dss/pkg/raftstore"
+	"github.com/raftdss/dss/pkg/raftstore/consensus"
+	"github.com/raftdss/dss/pkg/scd"
+	"github.com/raftdss/dss/pkg/scd/repos"
+)
+
+// Config configures Open.
+type Config struct {
+	// Consensus is the raft node's configuration (ID, initial peers, data
+	// directory, timing, logger).
+	Consensus consensus.Config
+	// NewTransport builds the node's raft transport (gRPC in the binary,
+	// memnet in tests).
+	NewTransport consensus.NewTransport
+	// Registerer receives the store's metrics; nil keeps them unregistered.
+	// Each open Store needs its own (Open fails on a duplicate).
+	Registerer prometheus.Registerer
+}
+
+// Store is the SCD store on Raft. It implements scd.Store; its methods are
+// safe for concurrent use.
+type Store struct {
+	gen     *generic.Store
+	ops     *generic.OperationStore[repos.Repo]
+	repo    *stateRepo
+	metrics *Metrics
+
+	stopOnce sync.Once
+	stopc    chan struct{}
+	wg       sync.WaitGroup
+}
+
+var _ scd.Store = (*Store)(nil)
+
+// Open starts the node: it restores the state from the newest snapshot in
+// the data directory, replays the WAL after it, and joins (or, on the very
+// first start, bootstraps) the cluster of Consensus.Peers. A corrupt
+// snapshot or an entry it cannot decode makes Open fail, or stops the node
+// later (Done, Err), without modifying the data directory.
+func Open(cfg Config) (*Store, error) {
+	if cfg.NewTransport == nil {
+		return nil, errors.New("scd raftstore: Config.NewTransport is required")
+	}
+	reg := NewRegistry()
+	repo := newStateRepo()
+	m := &machine{reg: reg, repo: repo, metrics: newMetrics()}
+	gen, err := generic.Open(generic.Config{
+		Consensus:    cfg.Consensus,
+		StateMachine: m,
+		NewTransport: cfg.NewTransport,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		gen: gen,
+		// The OperationMachine encodes proposals and serves reads (View);
+		// applying goes through machine, which shares its registry and repo.
+		ops:     generic.NewOperationStore(gen, generic.NewOperationMachine(reg, generic.Repo[repos.Repo](repo))),
+		repo:    repo,
+		metrics: m.metrics,
+		stopc:   make(chan struct{}),
+	}
+	if cfg.Registerer != nil {
+		if err := s.metrics.register(cfg.Registerer, s); err != nil {
+			gen.Stop()
+			return nil, fmt.Errorf("scd raftstore: registering metrics: %w", err)
+		}
+	}
+	s.wg.Add(1)
+	go s.watchLeader(gen.Node().Config().TickInterval)
+	return s, nil
+}
+
+// Transact implements scd.Store. Writes are proposed and answered once
+// committed by a majority and applied here; read-only operations run after a
+// ReadIndex barrier and never enter the log. An outcome the store does not
+// know (timeout, lost quorum, node stopping) is models.CodeUnavailable (503):
+// the write may or may not take effect.
+func (s *Store) Transact(ctx context.Context, op scd.Operation) (any, error) {
+	if op == nil {
+		return nil, models.Errorf(models.CodeInternal, "scd raftstore: nil operation")
+	}
+	res, err := s.ops.Transact(ctx, op)
+	var outcome *models.Error
+	if err == nil || errors.As(err, &outcome) {
+		// The operation ran: its error (a failed OVN check...) is its answer.
+		if !op.ReadOnly() {
+			s.metrics.proposalsCommitted.Inc()
+		}
+		return res, err
+	}
+	if op.ReadOnly() {
+		// Only the ReadIndex barrier fails this way: no quorum confirmed
+		// this node's view in time, or the node is stopping.
+		s.metrics.readsFailed.Inc()
+		return nil, &models.Error{Code: models.CodeUnavailable,
+			Message: "the DSS cluster cannot confirm a consistent read now", Cause: err}
+	}
+	if errors.Is(err, generic.ErrIndeterminate) || errors.Is(err, generic.ErrStopped) {
+		s.metrics.proposalsFailed.Inc()
+		return nil, &models.Error{Code: models.CodeUnavailable,
+			Message: "the outcome of the write is unknown (no quorum, timeout or node stopping); it may still take effect",
+			Cause:   err}
+	}
+	return nil, err // e.g. an operation the codec cannot encode: a bug (500)
+}
+
+// Status reports the node's view of the cluster.
+func (s *Store) Status() consensus.Status { return s.gen.Status() }
+
+// StateHash returns the SHA-256 of the canonical encoding of the state and
+// the log index it is the state at, read under the lock that Apply takes, so
+// nodes reporting the same index must report the same hash.
+//
+// The consensus node publishes its applied index after a whole batch of
+// entries, so the index is max(that index, the last entry the state machine
+// applied): entries in between changed nothing (no-ops, membership changes,
+// duplicates), and any entry the state already reflects counts as applied.
+// It holds the read lock while hashing, delaying writes for that long.
+func (s *Store) StateHash() (applied uint64, hash [32]byte) {
+	s.repo.mu.RLock()
+	defer s.repo.mu.RUnlock()
+	return max(s.gen.Status().Applied, s.repo.index), s.repo.st.Hash()
+}
+
+// Done is closed when the node has stopped, by Stop or by a fatal error.
+func (s *Store) Done() <-chan struct{} { return s.gen.Done() }
+
+// Err returns the fatal error that stopped the node (corrupt data, an
+// undecodable entry, a failed disk write), or nil.
+func (s *Store) Err() error { return s.gen.Err() }
+
+// Stop stops the node; requests waiting on it get CodeUnavailable. It is
+// idempotent and bounded.
+func (s *Store) Stop() {
+	s.stopOnce.Do(func() { close(s.stopc) })
+	s.wg.Wait()
+	s.gen.Stop()
+}
+
+// watchLeader counts leader changes for the metrics. The consensus node
+// offers no notification, so it samples the status once per tick: a leader
+// that comes and goes within one tick is not counted.
+func (s *Store) watchLeader(tick time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var last uint64
+	for {
+		select {
+		case <-t.C:
+		case <-s.stopc:
+			return
+		case <-s.gen.Done():
+			return
+		}
+		if l := s.gen.Status().Leader; l != 0 && l != last {
+			last = l
+			s.metrics.leaderChanges.Inc()
+		}
+	}
+}
