@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,14 +160,7 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 	// returns. No Ready is consumed until run starts, so raft cannot act on
 	// anything before the transport is set.
 	if ds.fresh {
-		peers := make([]raft.Peer, 0, len(cfg.Peers))
-		for id, addr := range cfg.Peers {
-			peers = append(peers, raft.Peer{ID: id, Context: []byte(addr)})
-		}
-		if len(peers) == 0 {
-			peers = []raft.Peer{{ID: cfg.ID}}
-		}
-		n.rn = raft.StartNode(rc, peers)
+		n.rn = raft.StartNode(rc, bootstrapPeers(cfg))
 	} else {
 		n.rn = raft.RestartNode(rc)
 	}
@@ -364,4 +358,26 @@ func (n *Node) setApplied(index uint64) {
 // electionTimeout is the configured election timeout.
 func (n *Node) electionTimeout() time.Duration {
 	return time.Duration(n.cfg.ElectionTicks) * n.cfg.TickInterval
+}
+
+// bootstrapPeers lists the initial members in ID order and without
+// addresses. Every member appends one ConfChange entry per peer at term 1 on
+// its own, so the entries must be byte-identical on every node: a log whose
+// entries share index and term but differ in content would break raft's log
+// matching property. Map order would differ between nodes, and so would
+// addresses, which are only each node's own view of how to dial the others.
+func bootstrapPeers(cfg Config) []raft.Peer {
+	ids := make([]uint64, 0, len(cfg.Peers))
+	for id := range cfg.Peers {
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		ids = append(ids, cfg.ID)
+	}
+	slices.Sort(ids)
+	peers := make([]raft.Peer, len(ids))
+	for i, id := range ids {
+		peers[i] = raft.Peer{ID: id}
+	}
+	return peers
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -363,4 +364,39 @@ func TestTransportMayCallBackDuringNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.Stop()
+}
+
+// TestEmptyWALBootstrapsAgain: a node stopped after creating its WAL but
+// before its first save has promised nothing; restarting must bootstrap it
+// as a new member rather than leave it with no configuration.
+func TestEmptyWALBootstrapsAgain(t *testing.T) {
+	dir := t.TempDir()
+	lg := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	w, err := wal.Create(lg, walDir(dir), []byte("raftdss node 1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	app := &memApp{}
+	n, err := startSingle(t, dir, app, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	write(t, n, app, "after-empty-wal")
+}
+
+// TestBootstrapPeersAreCanonical: every member must append identical
+// bootstrap entries whatever its map order or its view of addresses.
+func TestBootstrapPeersAreCanonical(t *testing.T) {
+	a := bootstrapPeers(Config{ID: 2, Peers: map[uint64]string{3: "10.0.0.3:1", 1: "a:1", 2: "b:2"}})
+	b := bootstrapPeers(Config{ID: 1, Peers: map[uint64]string{1: "proxy:9", 2: "proxy:8", 3: "proxy:7"}})
+	if !reflect.DeepEqual(a, b) || len(a) != 3 || a[0].ID != 1 || a[2].ID != 3 || a[0].Context != nil {
+		t.Fatalf("bootstrap peers differ: %+v vs %+v", a, b)
+	}
+	if got := bootstrapPeers(Config{ID: 7}); len(got) != 1 || got[0].ID != 7 {
+		t.Fatalf("single node bootstrap = %+v", got)
+	}
 }
