@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
 )
 
 // newMux serves the operational endpoints beside the DSS API (which answers
@@ -15,17 +18,37 @@ import (
 //
 //	/livez    the process is up (no store access)
 //	/readyz   the store can serve: for Raft, a leader is known and this node
-//	          has applied everything it knows to be committed
+//	          has applied everything it knows to be committed; for SQL, a
+//	          pooled connection answers within readyTimeout
 //	/metrics  Prometheus: the store's metrics (registry reg) and the default
 //	          registry's, where etcd's WAL registers its fsync metrics
 //	/status   JSON view of the node (Raft: IDs, indexes, state hash)
-func newMux(api http.Handler, be *backend, kind storeKind, reg *prometheus.Registry) http.Handler {
+//
+// readyTimeout bounds /readyz's database ping: a probe must get an answer
+// well within a typical probe timeout, and a database (or pool) slower than
+// this is not ready to serve requests either.
+const readyTimeout = 2 * time.Second
+
+func newMux(api http.Handler, be *backend, kind storeKind, reg *prometheus.Registry, log *zap.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", api)
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if be.ping != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+			defer cancel()
+			if err := be.ping(ctx); err != nil {
+				// The cause goes to the log only: /readyz needs no token,
+				// and database errors name users and databases.
+				log.Warn("not ready: the database does not answer", zap.Error(err))
+				writeText(w, http.StatusServiceUnavailable, "not ready: the database does not answer")
+				return
+			}
+			writeText(w, http.StatusOK, "ok")
+			return
+		}
 		if be.raft == nil {
 			writeText(w, http.StatusOK, "ok")
 			return

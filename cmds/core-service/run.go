@@ -45,9 +45,9 @@ type config struct {
 	devDir            string
 	logLevel          zapcore.Level
 
-	store        storeKind
-	datastoreURL string
-	raft         raftConfig
+	store storeKind
+	sql   sqlConfig
+	raft  raftConfig
 }
 
 // parseFlags builds the config from args. Flags are registered on a fresh
@@ -73,8 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		"use the Raft-replicated store (the default unless --datastore_url is given; an error together with it)")
 	fs.BoolVar(&useMem, "memstore", false,
 		"use a non-durable, single-node in-memory store; for tests only: all data is lost on exit")
-	fs.StringVar(&cfg.datastoreURL, "datastore_url", "",
-		"PostgreSQL connection URL: selects the SQL store instead of the Raft store")
+	cfg.sql.registerFlags(fs)
 	cfg.raft.registerFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -85,11 +84,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if cfg.serverTimeout <= 0 {
 		return nil, fmt.Errorf("--server_timeout must be positive, got %v", cfg.serverTimeout)
 	}
-	kind, err := selectStore(useRaft, useMem, cfg.datastoreURL != "")
+	kind, err := selectStore(useRaft, useMem, cfg.sql.url != "")
 	if err != nil {
 		return nil, err
 	}
 	cfg.store = kind
+	if err := cfg.sql.validate(fs, kind == storeSQL); err != nil {
+		return nil, err
+	}
 	if kind == storeRaft {
 		if err := cfg.raft.resolve(); err != nil {
 			return nil, err
@@ -199,7 +201,7 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 	defer ln.Close() // for the early returns; Serve closes it otherwise
 
 	metrics := prometheus.NewRegistry()
-	be, err := openStore(cfg, log, metrics)
+	be, err := openStore(ctx, cfg, log, metrics)
 	if err != nil {
 		return err
 	}
@@ -219,7 +221,7 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 	}
 
 	srv := &http.Server{
-		Handler:           newMux(api, be, cfg.store, metrics),
+		Handler:           newMux(api, be, cfg.store, metrics, log.Named("readyz")),
 		ReadHeaderTimeout: 10 * time.Second,
 		// Reading a 4 MiB body and then running the handler must fit; the
 		// write deadline counts from the end of the headers, so it covers

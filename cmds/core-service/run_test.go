@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -12,9 +14,27 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/raftdss/dss/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain stops the shared PostgreSQL of the SQL tests (if one was
+// started) before looking for leaked goroutines: its reaper goroutine lives
+// as long as the server.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := pgtest.StopShared(); err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest:", err)
+		code = max(code, 1)
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // syncBuffer is an io.Writer the node writes to while the test reads it.
 type syncBuffer struct {
@@ -144,6 +164,11 @@ func TestRefusesBadConfiguration(t *testing.T) {
 		{"stray-argument"},
 		{"--dev", "--raftstore", "--datastore_url", "postgres://localhost/scd"},
 		{"--dev", "--memstore", "--raftstore"},
+		{"--dev", "--memstore", "--datastore_url", "postgres://localhost/scd"},
+		{"--dev", "--migrate"}, // SQL flags without the SQL store
+		{"--dev", "--datastore_max_conns", "4"},
+		{"--dev", "--datastore_url", "postgres://localhost/scd", "--datastore_max_conns", "0"},
+		{"--dev", "--datastore_url", "postgres://localhost/scd", "--datastore_max_retries", "0"},
 		{"--dev", "--raft_peers", "1=127.0.0.1:1,2=127.0.0.1:2", "--raft_node_id", "3"},
 		{"--dev", "--raft_peers", "1=127.0.0.1:1,1=127.0.0.1:2"},
 		{"--dev", "--raft_peers", "1=127.0.0.1:1,2=127.0.0.1:1"},
@@ -167,7 +192,7 @@ func TestHelpExitsZero(t *testing.T) {
 		t.Fatalf("exit code %d", code)
 	}
 	for _, flag := range []string{"-addr", "-allow_http_base_urls", "-server_timeout", "-dev_dir", "-log_level", "-jwks_endpoint",
-		"-raftstore", "-memstore", "-datastore_url", "-raft_node_id", "-raft_peers", "-raft_addr", "-raft_data_dir",
+		"-raftstore", "-memstore", "-datastore_url", "-migrate", "-datastore_max_conns", "-datastore_max_retries", "-raft_node_id", "-raft_peers", "-raft_addr", "-raft_data_dir",
 		"-raft_tick_interval", "-raft_election_ticks", "-raft_heartbeat_ticks", "-raft_snapshot_entries",
 		"-raft_catchup_entries", "-raft_tls_cert", "-raft_tls_key", "-raft_tls_ca"} {
 		if !strings.Contains(stderr.String(), flag) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -191,6 +192,9 @@ type backend struct {
 	store scd.Store
 	// raft is the Raft store, nil for the other backends.
 	raft *raftstore.Store
+	// ping, when set, checks that the store can serve (/readyz): the SQL
+	// store's database answers.
+	ping func(ctx context.Context) error
 	// done is closed when the store stopped by itself (never, for stores
 	// that cannot); err says why.
 	done  <-chan struct{}
@@ -199,14 +203,12 @@ type backend struct {
 }
 
 // openStore is the one place that selects and opens the storage backend.
-func openStore(cfg *config, log *zap.Logger, reg prometheus.Registerer) (*backend, error) {
+func openStore(ctx context.Context, cfg *config, log *zap.Logger, reg prometheus.Registerer) (*backend, error) {
 	switch cfg.store {
 	case storeRaft:
 		return openRaftStore(&cfg.raft, log, reg)
 	case storeSQL:
-		// The PostgreSQL store (pkg/scd/store/sqlstore) plugs in here.
-		return nil, errors.New("--datastore_url: the PostgreSQL store is not part of this build; " +
-			"run without it to use the Raft store")
+		return openSQLStore(ctx, &cfg.sql, log, reg)
 	case storeMem:
 		log.Warn("running on the in-memory store (--memstore): nothing is replicated or persisted; for tests only")
 		return &backend{store: memstore.New(), done: nil, err: func() error { return nil }, close: func() {}}, nil

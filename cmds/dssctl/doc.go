@@ -8,5 +8,11 @@
 // It owns operator tooling only. It must never hold or print a production
 // signing key, or bypass the service: `token` mints tokens for local testing
 // only (see auth.MintToken), and later commands (cluster status, snapshot
-// save/restore) go through the node's own interfaces.
+// save/restore) go through the node's own interfaces. The exceptions are
+// the commands that work where no node is serving: `migrate` (the SQL
+// schema, through sqlstore.Migrate), `copy-sql-to-raft` (writes the data
+// directories of a cluster not yet started) and `copy-raft-to-sql` (reads a
+// stopped node's directory, refusing one a running node holds). They reuse
+// the stores' own code (sqlstore.Export/Import, raftstore.Bootstrap and
+// ReadDataDir) so that what they write is exactly what a node would.
 package main

@@ -19,6 +19,9 @@ func commands() []command {
 	return []command{
 		{"help", "list commands, or show one command's flags: help [COMMAND]", runHelp},
 		{"token", "mint a signed access token for local testing", runToken},
+		{"migrate", "apply the SQL store's schema migrations up or down", runMigrate},
+		{"copy-sql-to-raft", "write a new Raft cluster's data directories from a PostgreSQL database", runCopySQLToRaft},
+		{"copy-raft-to-sql", "copy a stopped Raft node's data into an empty PostgreSQL database", runCopyRaftToSQL},
 	}
 }
 
@@ -51,7 +54,7 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-17s %s\n", c.name, c.summary)
 	}
 }
 

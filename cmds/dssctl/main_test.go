@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rsa"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftdss/dss/internal/pgtest"
 	"github.com/raftdss/dss/pkg/auth"
 )
 
@@ -43,6 +45,14 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if devKeyDir != "" {
 		os.RemoveAll(devKeyDir)
+	}
+	// The PostgreSQL server the store-moving tests share (pgtest.Main's
+	// job, done here beside the dev key clean-up).
+	if err := pgtest.StopShared(); err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest:", err)
+		if code == 0 {
+			code = 1
+		}
 	}
 	os.Exit(code)
 }

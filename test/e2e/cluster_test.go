@@ -108,9 +108,15 @@ type Options struct {
 	Dev bool
 	// ExtraFlags are appended to every node's flags.
 	ExtraFlags []string
+	// DatastoreURL, when set, runs every node on the SQL store of this
+	// PostgreSQL database (with --migrate, so the nodes also race to
+	// migrate it) instead of the Raft store: the nodes are independent
+	// processes sharing one database, with no raft flags and no state hash.
+	DatastoreURL string
 }
 
-// Cluster is a set of core-service processes forming one Raft group.
+// Cluster is a set of core-service processes forming one Raft group, or,
+// with Options.DatastoreURL, sharing one PostgreSQL database.
 type Cluster struct {
 	t      *testing.T
 	opts   Options
@@ -216,6 +222,15 @@ func (c *Cluster) args(n *Node) []string {
 		args = append(args,
 			"--public_key_files", filepath.Join(c.DevDir, auth.DevPubKeyFile),
 			"--accepted_jwt_audiences", auth.DefaultDevAudience)
+	}
+	if c.opts.DatastoreURL != "" {
+		args = append(args,
+			"--datastore_url", c.opts.DatastoreURL,
+			"--migrate",
+			"--server_timeout", serverTimeout.String(),
+			"--log_level", "info",
+		)
+		return append(args, c.opts.ExtraFlags...)
 	}
 	args = append(args,
 		"--raftstore",

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/raftdss/dss/internal/pgtest"
 )
 
 var (
@@ -35,7 +37,15 @@ func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
 
-func runMain(m *testing.M) int {
+func runMain(m *testing.M) (code int) {
+	// The PostgreSQL of the SQL scenarios, if one was started, is stopped
+	// whatever the outcome.
+	defer func() {
+		if err := pgtest.StopShared(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: pgtest:", err)
+			code = max(code, 1)
+		}
+	}()
 	root, err := findModuleRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)

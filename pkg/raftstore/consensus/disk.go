@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/etcd/server/v3/etcdserver/api/snap"
 	"go.etcd.io/etcd/server/v3/storage/wal"
 	"go.etcd.io/etcd/server/v3/storage/wal/walpb"
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
@@ -83,7 +84,13 @@ func openDisk(lg *zap.Logger, dataDir string, id uint64, ss *snap.Snapshotter) (
 				_ = w.Close()
 				return nil, fmt.Errorf("consensus: WAL in %s belongs to %q, not node %d", wd, meta, id)
 			}
-			return &diskState{wal: w, snapshot: snapshot, hard: hard, entries: ents}, nil
+			// A WAL that holds nothing (the node stopped after creating it
+			// but before its first save) means the node never voted, never
+			// acknowledged an entry and never learned its members: it is
+			// still a new member and must bootstrap, or it would restart
+			// with an empty configuration and never elect a leader.
+			fresh := snapshot == nil && len(ents) == 0 && raft.IsEmptyHardState(hard)
+			return &diskState{wal: w, snapshot: snapshot, hard: hard, entries: ents, fresh: fresh}, nil
 		}
 		_ = w.Close()
 		// A torn final record (power loss mid-write) was never fsynced, so

@@ -439,10 +439,14 @@ func (r *repo) DeleteSubscription(ctx context.Context, id models.ID) error {
 // The subquery locks the matching rows in ID order, so that two writers
 // incrementing overlapping sets queue behind each other instead of
 // deadlocking; updated_at is untouched, so versions stay (spec §3.6).
+// NO KEY UPDATE, not UPDATE: an OIR insert holds KEY SHARE on its
+// subscription row through the foreign key, and FOR UPDATE conflicts with
+// that, so two writers in one cell would deadlock (PostgreSQL breaks each
+// deadlock only after deadlock_timeout, 1 s).
 func incrementSQL(flag string) string {
 	return `UPDATE scd_subscriptions SET notification_index = notification_index + 1
 		WHERE id IN (SELECT id FROM scd_subscriptions WHERE ` + matchWhere + ` AND ` + flag + `
-			ORDER BY id FOR UPDATE)
+			ORDER BY id FOR NO KEY UPDATE)
 		RETURNING ` + subColumns
 }
 
