@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/raftdss/dss/pkg/models"
@@ -30,6 +31,8 @@ type Authenticator struct {
 	keyfunc  jwt.Keyfunc
 	keys     atomic.Pointer[keySet]
 	fileKeys []kidKey
+	// cache holds verified tokens (nil when Config.TokenCacheSize < 0).
+	cache *tokenCache
 
 	cancel    context.CancelFunc
 	done      chan struct{} // closed when the refresher exits; nil without JWKS
@@ -50,6 +53,9 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 		parser: jwt.NewParser(jwt.WithValidMethods(acceptedAlgs), jwt.WithoutClaimsValidation()),
 	}
 	a.keyfunc = a.lookupKey
+	if cfg.TokenCacheSize > 0 {
+		a.cache = newTokenCache(cfg.TokenCacheSize)
+	}
 	for i, k := range cfg.PublicKeys {
 		if k == nil || k.N == nil {
 			return nil, fmt.Errorf("auth: PublicKeys[%d] is nil", i)
@@ -143,6 +149,31 @@ func (a *Authenticator) authenticateHeader(h string) (*Claims, error) {
 		return nil, unauthenticated(nil, "missing access token after \"Bearer\"")
 	}
 
+	if a.cache == nil {
+		return a.verify(raw)
+	}
+	// The key set is read before verifying: lookupKey reads it again, and
+	// may see a newer one; the entry then names the older set and simply
+	// misses after the swap, which is the safe direction.
+	keys := a.keys.Load()
+	if e := a.cache.get(raw, keys); e != nil {
+		return e.hit(a.cfg.Now())
+	}
+	var tc tokenClaims
+	tok, err := a.parser.ParseWithClaims(raw, &tc, a.keyfunc)
+	if err != nil {
+		return nil, classifyParseError(tok, err)
+	}
+	c, err := a.checkClaims(&tc)
+	if err != nil {
+		return nil, err
+	}
+	a.cache.put(raw, newCachedToken(keys, &tc, c), a.cfg.Now())
+	return c, nil
+}
+
+// verify checks a token's signature and claims without the cache.
+func (a *Authenticator) verify(raw string) (*Claims, error) {
 	var tc tokenClaims
 	tok, err := a.parser.ParseWithClaims(raw, &tc, a.keyfunc)
 	if err != nil {
@@ -184,19 +215,16 @@ func (a *Authenticator) checkClaims(tc *tokenClaims) (*Claims, error) {
 	if tc.ExpiresAt == nil {
 		return nil, unauthenticated(nil, "access token has no expiration time (exp)")
 	}
-	now := a.cfg.Now()
 	exp := tc.ExpiresAt.Time
-	if !now.Before(exp) {
-		return nil, unauthenticated(nil, "access token expired")
+	var nbf, iat *time.Time
+	if tc.NotBefore != nil {
+		nbf = &tc.NotBefore.Time
 	}
-	if exp.Sub(now) > MaxTokenLifetime {
-		return nil, unauthenticated(nil, "access token expires more than %s from now", MaxTokenLifetime)
+	if tc.IssuedAt != nil {
+		iat = &tc.IssuedAt.Time
 	}
-	if tc.NotBefore != nil && now.Before(tc.NotBefore.Time) {
-		return nil, unauthenticated(nil, "access token is not valid yet (nbf)")
-	}
-	if tc.IssuedAt != nil && now.Before(tc.IssuedAt.Time) {
-		return nil, unauthenticated(nil, "access token is issued in the future (iat)")
+	if err := checkTimes(a.cfg.Now(), exp, nbf, iat); err != nil {
+		return nil, err
 	}
 	if len(tc.Audience) == 0 {
 		return nil, unauthenticated(nil, "access token has no audience (aud)")
@@ -210,6 +238,25 @@ func (a *Authenticator) checkClaims(tc *tokenClaims) (*Claims, error) {
 		Scopes:    strings.Fields(tc.Scope),
 		ExpiresAt: exp,
 	}, nil
+}
+
+// checkTimes applies the time rules of spec §2 at now: exp in the future but
+// at most MaxTokenLifetime ahead, nbf and iat (when present) not after now.
+// The token cache reruns it on every hit.
+func checkTimes(now, exp time.Time, nbf, iat *time.Time) error {
+	if !now.Before(exp) {
+		return unauthenticated(nil, "access token expired")
+	}
+	if exp.Sub(now) > MaxTokenLifetime {
+		return unauthenticated(nil, "access token expires more than %s from now", MaxTokenLifetime)
+	}
+	if nbf != nil && now.Before(*nbf) {
+		return unauthenticated(nil, "access token is not valid yet (nbf)")
+	}
+	if iat != nil && now.Before(*iat) {
+		return unauthenticated(nil, "access token is issued in the future (iat)")
+	}
+	return nil
 }
 
 func (a *Authenticator) audienceAccepted(aud jwt.ClaimStrings) bool {

@@ -49,6 +49,11 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger receives refresh failures (default: no logging).
 	Logger *zap.Logger
+	// TokenCacheSize bounds the cache of verified tokens (default
+	// DefaultTokenCacheSize; negative disables it). A cached token skips
+	// signature verification until its key set is replaced; its time claims
+	// are still checked on every request.
+	TokenCacheSize int
 	// OnKeysExpired is called once, from the refresh goroutine, when JWKS
 	// refreshing has failed for longer than JWKSKeyTTL; the service is
 	// expected to stop (spec §2). It must not call Close and should return
@@ -106,6 +111,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.TokenCacheSize == 0 {
+		c.TokenCacheSize = DefaultTokenCacheSize
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}

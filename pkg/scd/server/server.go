@@ -208,6 +208,12 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		return nil, errBodyTooLarge
 	}
 	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		// One allocation for the announced size instead of ReadFrom's
+		// doubling from 512 bytes; ReadFrom wants MinRead bytes free before
+		// each read, including the last one that sees EOF.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
