@@ -12,9 +12,10 @@ import (
 // manage are replaced by models.ScrubbedOVN (spec §3.6). Arrays are never
 // nil, so they marshal as [] rather than null.
 
-// timeFormat is RFC 3339 with nanoseconds, trailing zeros trimmed (the
-// reference's time.RFC3339Nano): the instant round-trips exactly (§3.2).
-const timeFormat = time.RFC3339Nano
+// timeFormat is RFC 3339 with all nine fractional digits: spec §3.2 asks for
+// fractional seconds in returned times, and nanoseconds make the instant
+// round-trip exactly (time.RFC3339Nano would drop a zero fraction).
+const timeFormat = "2006-01-02T15:04:05.000000000Z07:00"
 
 // renderTime renders an instant in UTC.
 func renderTime(t time.Time) Time {

@@ -50,7 +50,7 @@ func TestRenderOperationalIntent(t *testing.T) {
 	wantJSON(t, RenderOperationalIntent("uss1", scd.OperationalIntentView{OIR: o, Availability: models.AvailabilityDown}),
 		`{"id":"11111111-1111-4111-8111-111111111111","manager":"uss1","uss_availability":"Down","version":3,"state":"Activated",`+
 			`"ovn":"`+ovn+`","time_start":{"value":"2025-03-01T11:00:00.123456789Z","format":"RFC3339"},`+
-			`"time_end":{"value":"2025-03-01T14:00:00Z","format":"RFC3339"},"uss_base_url":"https://uss1",`+
+			`"time_end":{"value":"2025-03-01T14:00:00.000000000Z","format":"RFC3339"},"uss_base_url":"https://uss1",`+
 			`"subscription_id":"00000000-0000-4000-8000-000000000000"}`)
 	// Others see the scrubbed OVN; a requested OVN and a subscription show.
 	o.SubscriptionID = "33333333-3333-4333-8333-333333333333"
@@ -105,7 +105,7 @@ func TestRenderConstraint(t *testing.T) {
 	wantJSON(t, RenderGetConstraint("uss1", c),
 		`{"constraint_reference":{"id":"22222222-2222-4222-8222-222222222222","manager":"uss2","uss_availability":"Unknown","version":1,`+
 			`"ovn":"Available from USS","time_start":{"value":"2025-03-01T11:00:00.123456789Z","format":"RFC3339"},`+
-			`"time_end":{"value":"2025-03-01T14:00:00Z","format":"RFC3339"},"uss_base_url":"https://uss2"}}`)
+			`"time_end":{"value":"2025-03-01T14:00:00.000000000Z","format":"RFC3339"},"uss_base_url":"https://uss2"}}`)
 	if r := RenderConstraint("uss2", c); r.OVN != string(c.OVN()) || len(r.OVN) != 44 {
 		t.Errorf("manager OVN = %q", r.OVN)
 	}
@@ -126,7 +126,7 @@ func TestRenderSubscription(t *testing.T) {
 	s := testSub(false, true)
 	wantJSON(t, RenderGetSubscription(scd.SubscriptionView{Sub: s}),
 		`{"subscription":{"id":"66666666-6666-4666-8666-666666666666","version":"`+s.Version()+`","notification_index":4,`+
-			`"time_start":{"value":"2025-03-01T11:00:00.123456789Z","format":"RFC3339"},"time_end":{"value":"2025-03-01T14:00:00Z","format":"RFC3339"},`+
+			`"time_start":{"value":"2025-03-01T11:00:00.123456789Z","format":"RFC3339"},"time_end":{"value":"2025-03-01T14:00:00.000000000Z","format":"RFC3339"},`+
 			`"uss_base_url":"https://uss1/sub","notify_for_operational_intents":false,"notify_for_constraints":true,`+
 			`"implicit_subscription":false,"dependent_operational_intents":[]}}`)
 	s.Implicit = true
