@@ -31,7 +31,11 @@ func offlineStore(sm StateMachine, lg *zap.Logger) *Store {
 // recorded, no proposal ID of the new cluster's nodes can be mistaken for a
 // duplicate.
 func InitialSnapshot(sm StateMachine) ([]byte, error) {
-	return applier{offlineStore(sm, nil)}.Snapshot()
+	write, err := applier{offlineStore(sm, nil)}.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return write()
 }
 
 // ReplayDataDir restores sm from a stopped node's data directory, offline:

@@ -36,9 +36,9 @@ var (
 // StateMachine is the replicated, deterministic state the store drives.
 //
 // Concurrency contract:
-//   - Apply, Snapshot and Restore are called from one goroutine (the
-//     consensus Ready loop), never concurrently with each other, Apply in log
-//     order. The store holds no lock of the StateMachine's while calling them.
+//   - Apply, Snapshot (or SnapshotCapturer.CaptureSnapshot) and Restore are
+//     called from one goroutine (the consensus Ready loop), never
+//     concurrently with each other, Apply in log order. The store holds no lock of the StateMachine's while calling them.
 //   - Reads (the fn given to Store.Read) run on request goroutines,
 //     concurrently with each other and with Apply. The StateMachine guards
 //     its state with its own lock: Apply, Restore (and Snapshot, unless it
@@ -54,6 +54,18 @@ type StateMachine interface {
 	Apply(index uint64, data []byte) (result any, err error)
 	Snapshot() ([]byte, error)
 	Restore(snapshot []byte) error
+}
+
+// SnapshotCapturer is optionally implemented by a StateMachine whose
+// Snapshot is too slow to run between two applies (it would stall every
+// write for as long). The store then calls CaptureSnapshot instead, on the
+// same goroutine and at the same points as Snapshot; it takes a cheap
+// point-in-time copy of the state and returns the function that serialises
+// it. That function runs on another goroutine, concurrently with later
+// Applies, Restores and reads, must read only the copy, and must return
+// exactly the bytes Snapshot would have returned at the capture.
+type SnapshotCapturer interface {
+	CaptureSnapshot() (func() ([]byte, error), error)
 }
 
 // ResultCodec is optionally implemented by a StateMachine whose results (and
@@ -398,18 +410,37 @@ func (s *Store) deliver(id proposalID, o outcome) {
 const snapshotVersion = 1
 
 // Snapshot is version | uvarint len(table) | table | state machine snapshot.
-func (a applier) Snapshot() ([]byte, error) {
+//
+// The dedupe table is small and encoded here, at the capture; the state
+// machine is captured with CaptureSnapshot when it can be, and serialised
+// by the returned function, off the apply goroutine.
+func (a applier) Snapshot() (consensus.SnapshotWriter, error) {
 	s := a.s
-	smData, err := s.sm.Snapshot()
-	if err != nil {
-		return nil, err
-	}
 	table := s.table.encode(s.codec)
-	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(table)+len(smData))
-	b = append(b, snapshotVersion)
-	b = binary.AppendUvarint(b, uint64(len(table)))
-	b = append(b, table...)
-	return append(b, smData...), nil
+	var smData func() ([]byte, error)
+	if c, ok := s.sm.(SnapshotCapturer); ok {
+		var err error
+		if smData, err = c.CaptureSnapshot(); err != nil {
+			return nil, err
+		}
+	} else {
+		b, err := s.sm.Snapshot()
+		if err != nil {
+			return nil, err
+		}
+		smData = func() ([]byte, error) { return b, nil }
+	}
+	return func() ([]byte, error) {
+		sm, err := smData()
+		if err != nil {
+			return nil, err
+		}
+		b := make([]byte, 0, 1+binary.MaxVarintLen64+len(table)+len(sm))
+		b = append(b, snapshotVersion)
+		b = binary.AppendUvarint(b, uint64(len(table)))
+		b = append(b, table...)
+		return append(b, sm...), nil
+	}, nil
 }
 
 func (a applier) Restore(data []byte) error {

@@ -38,8 +38,10 @@ type Config struct {
 	HeartbeatTicks int
 	// SnapshotEntries is the number of entries applied since the last
 	// snapshot that triggers a new snapshot of the Application (and a
-	// compaction of the in-memory log and purge of old WAL segments).
-	// Default 10000.
+	// compaction of the in-memory log and purge of old WAL segments). The
+	// snapshot is written in the background; while one is in flight no
+	// other starts, so at most about 2 × SnapshotEntries entries follow the
+	// newest snapshot in the WAL. Default 10000.
 	SnapshotEntries uint64
 	// CatchUpEntries is the number of entries kept in the in-memory log
 	// below the snapshot index after compaction, so a slightly lagging
@@ -60,6 +62,11 @@ type Config struct {
 	MaxUncommittedEntriesSize uint64
 	// Logger receives the node's logs and raft's. Default: no logging.
 	Logger *zap.Logger
+	// SnapshotObserver, when set, is called on the node's Ready goroutine
+	// after each snapshot the node takes has become its newest. It must
+	// return quickly: applies wait for it. Benchmarks use it to tell the
+	// writes that overlapped a snapshot from the others.
+	SnapshotObserver func(SnapshotEvent)
 }
 
 const (

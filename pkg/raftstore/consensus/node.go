@@ -28,7 +28,8 @@ var ErrStopped = errors.New("consensus: node stopped")
 //
 // Every method is called from the node's single Ready goroutine (Restore also
 // once from New, before that goroutine starts), never concurrently with
-// another. Apply is called for every committed normal entry with non-empty
+// another. The one exception is the SnapshotWriter that Snapshot returns: it
+// runs on a goroutine of its own, concurrently with later calls. Apply is called for every committed normal entry with non-empty
 // data, in log order, each index once per process lifetime; after a restart
 // the Application is first restored from the newest snapshot and then
 // receives the entries after it again. An error from any method is fatal: the
@@ -37,12 +38,22 @@ var ErrStopped = errors.New("consensus: node stopped")
 type Application interface {
 	// Apply applies the committed entry at index.
 	Apply(index uint64, data []byte) error
-	// Snapshot serialises the state as of the last applied index.
-	Snapshot() ([]byte, error)
+	// Snapshot captures the state as of the last applied index and returns
+	// the function that serialises that capture. The capture is what blocks
+	// applies, so it should be cheap (a point-in-time copy of references);
+	// the node runs the returned function on another goroutine while it
+	// goes on applying (etcd takes snapshots in the background the same
+	// way), so the function must read only the capture, never the live
+	// state.
+	Snapshot() (SnapshotWriter, error)
 	// Restore replaces the state with a snapshot's (possibly empty, for a
 	// snapshot taken before anything was applied).
 	Restore(data []byte) error
 }
+
+// SnapshotWriter serialises a state captured by Application.Snapshot. Equal
+// captured states must give equal bytes on every node.
+type SnapshotWriter func() ([]byte, error)
 
 // NewTransport builds the node's transport around its message handler.
 type NewTransport func(h transport.Handler) (transport.Transport, error)
@@ -73,6 +84,11 @@ type Node struct {
 	confState *raftpb.ConfState
 	snapIndex uint64
 	isLeader  bool
+	// snapInFlight is set while a snapshot is being serialised and saved
+	// in the background; at most one is, and its result comes back on
+	// snapDone (buffered, so the writer never blocks on a busy Ready loop).
+	snapInFlight bool
+	snapDone     chan snapResult
 
 	leader  atomic.Uint64
 	term    atomic.Uint64
@@ -99,6 +115,7 @@ type Node struct {
 // the newest valid snapshot, and starts the node. It refuses to start on a
 // corrupt WAL (ErrCorruptWAL).
 func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) {
+	begin := time.Now()
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -119,6 +136,7 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 		confState: &raftpb.ConfState{},
 		readReqs:  make(chan chan readResult),
 		readC:     make(chan raft.ReadState, 64),
+		snapDone:  make(chan snapResult, 1),
 		stopc:     make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -127,10 +145,12 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 		return nil, err
 	}
 	n.wal = ds.wal
+	loaded := time.Now()
 	if err := n.recover(ds); err != nil {
 		_ = n.wal.Close()
 		return nil, err
 	}
+	restored := time.Now()
 
 	rc := &raft.Config{
 		ID:                        cfg.ID,
@@ -178,7 +198,8 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 		}
 	}
 	lg.Info("raft node started", zap.Bool("new", ds.fresh), zap.Uint64("applied", n.applied.Load()),
-		zap.Uint64("snapshot", n.snapIndex), zap.Int("wal_entries", len(ds.entries)))
+		zap.Uint64("snapshot", n.snapIndex), zap.Int("wal_entries", len(ds.entries)),
+		zap.Duration("load", loaded.Sub(begin)), zap.Duration("restore", restored.Sub(loaded)))
 
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.wg.Add(2)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -42,10 +43,11 @@ func (a *memApp) Apply(_ uint64, data []byte) error {
 	return nil
 }
 
-func (a *memApp) Snapshot() ([]byte, error) {
+func (a *memApp) Snapshot() (SnapshotWriter, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return []byte(strings.Join(a.entries, "\n")), nil
+	captured := slices.Clone(a.entries)
+	return func() ([]byte, error) { return []byte(strings.Join(captured, "\n")), nil }, nil
 }
 
 func (a *memApp) Restore(b []byte) error {
