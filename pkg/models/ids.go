@@ -3,7 +3,6 @@ package models
 import (
 	"crypto/sha256"
 	"encoding/base64"
-	"strings"
 	"time"
 )
 
@@ -71,10 +70,26 @@ const (
 // characters replaced as the reference DSS does. OVNs of OIRs and CRs,
 // subscription versions and USS availability versions all use it, so every
 // replica derives the same value from the same write time.
+//
+// It runs for every OIR a key check meets, inside every replica's apply, so
+// it builds the hash input and the encoding in stack buffers and allocates
+// only the result; the output is byte for byte that of the formula above.
 func DeriveVersion(key string, t time.Time) string {
-	sum := sha256.Sum256([]byte(key + t.UTC().Format(time.RFC3339Nano)))
-	s := base64.StdEncoding.EncodeToString(sum[:])
-	return ovnReplacer.Replace(s)
+	var in [128]byte
+	b := append(in[:0], key...)
+	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+	sum := sha256.Sum256(b)
+	var out [44]byte // base64.StdEncoding.EncodedLen(sha256.Size)
+	base64.StdEncoding.Encode(out[:], sum[:])
+	for i, c := range out {
+		switch c {
+		case '+':
+			out[i] = '-'
+		case '/':
+			out[i] = '.'
+		case '=':
+			out[i] = '_'
+		}
+	}
+	return string(out[:])
 }
-
-var ovnReplacer = strings.NewReplacer("+", "-", "/", ".", "=", "_")

@@ -283,31 +283,39 @@ func (op *PutOperationalIntent) checkKey(ctx context.Context, repo repos.Repo, a
 		key[k] = struct{}{}
 	}
 	lower, upper := ext.lower, ext.upper
-	oirs, err := repo.SearchOperationalIntents(ctx, &models.Volume4D{Cells: ext.cells,
-		StartTime: &ext.start, EndTime: &ext.end, AltitudeLower: &lower, AltitudeUpper: &upper})
+	var missingOIRs []*models.OperationalIntent
+	var availErr error
+	err := visitOIRs(ctx, repo, &models.Volume4D{Cells: ext.cells,
+		StartTime: &ext.start, EndTime: &ext.end, AltitudeLower: &lower, AltitudeUpper: &upper},
+		func(o *models.OperationalIntent, ovn models.OVN) bool {
+			if o.ID == op.ID {
+				return true
+			}
+			if _, ok := key[ovn]; ok {
+				return true
+			}
+			// An Accepted OIR of a USS that is Down needs no key (§5.4), so
+			// a failed USS cannot block the airspace with plans it never
+			// flies.
+			if o.State == models.StateAccepted {
+				av, err := avail.of(ctx, o.Manager)
+				if err != nil {
+					availErr = err
+					return false
+				}
+				if av == models.AvailabilityDown {
+					return true
+				}
+			}
+			missing := *o // o is only lent by visitOIRs
+			missingOIRs = append(missingOIRs, &missing)
+			return true
+		})
+	if availErr != nil {
+		return availErr
+	}
 	if err != nil {
 		return fmt.Errorf("searching operational intents for the key check: %w", err)
-	}
-	var missingOIRs []*models.OperationalIntent
-	for _, o := range sortedOIRs(oirs) {
-		if o.ID == op.ID {
-			continue
-		}
-		if _, ok := key[o.OVN()]; ok {
-			continue
-		}
-		// An Accepted OIR of a USS that is Down needs no key (§5.4), so a
-		// failed USS cannot block the airspace with plans it never flies.
-		if o.State == models.StateAccepted {
-			av, err := avail.of(ctx, o.Manager)
-			if err != nil {
-				return err
-			}
-			if av == models.AvailabilityDown {
-				continue
-			}
-		}
-		missingOIRs = append(missingOIRs, o)
 	}
 	var availabilities map[string]models.Availability
 	if len(missingOIRs) > 0 {
@@ -345,6 +353,36 @@ func (op *PutOperationalIntent) checkKey(ctx context.Context, repo repos.Repo, a
 		MissingCRs:     missingCRs,
 		Availabilities: availabilities,
 	}
+}
+
+// oirVisitor is implemented by repos that keep the OVN of every stored OIR
+// (the memstore, and so the Raft store). VisitOperationalIntents calls
+// yield for each OIR that SearchOperationalIntents would return, in ID
+// order, with ovn == o.OVN(), until yield returns false. o is the repo's
+// own value, lent for the call: yield must neither modify nor keep it.
+// This spares the key check a copy of every OIR it meets and the
+// derivation of its OVN (a SHA-256), in every replica's apply.
+type oirVisitor interface {
+	VisitOperationalIntents(ctx context.Context, v *models.Volume4D, yield func(o *models.OperationalIntent, ovn models.OVN) bool) error
+}
+
+// visitOIRs calls yield like oirVisitor.VisitOperationalIntents, for any
+// repo: the OIRs that SearchOperationalIntents returns, nil entries
+// dropped, in ID order, with their OVNs.
+func visitOIRs(ctx context.Context, repo repos.Repo, v *models.Volume4D, yield func(o *models.OperationalIntent, ovn models.OVN) bool) error {
+	if vis, ok := repo.(oirVisitor); ok {
+		return vis.VisitOperationalIntents(ctx, v, yield)
+	}
+	oirs, err := repo.SearchOperationalIntents(ctx, v)
+	if err != nil {
+		return err
+	}
+	for _, o := range sortedOIRs(oirs) {
+		if !yield(o, o.OVN()) {
+			break
+		}
+	}
+	return nil
 }
 
 // checkFreshOVN enforces §3.6: the new OVN differs from the current and every

@@ -22,24 +22,34 @@ func (a stamp) after(b stamp) bool { return a.sec > b.sec || (a.sec == b.sec && 
 // bounds are the time and altitude bounds of a stored entity. Entities
 // without altitudes (subscriptions, constraints, which §4 matches without
 // altitude anyway) get infinite ones.
+//
+// A copy sits in every cell index entry of the entity, so the fields are
+// laid out by hand in 32 bytes: two stamps would take 16 bytes each, with
+// padding.
 type bounds struct {
-	start, end stamp
-	lower      float32
-	upper      float32
+	startSec, endSec   int64
+	startNsec, endNsec int32
+	lower, upper       float32
 }
 
+func newBounds(start, end time.Time, lower, upper float32) bounds {
+	return bounds{startSec: start.Unix(), endSec: end.Unix(),
+		startNsec: int32(start.Nanosecond()), endNsec: int32(end.Nanosecond()), lower: lower, upper: upper}
+}
+
+func (b *bounds) start() stamp { return stamp{sec: b.startSec, nsec: b.startNsec} }
+func (b *bounds) end() stamp   { return stamp{sec: b.endSec, nsec: b.endNsec} }
+
 func oirBounds(o *models.OperationalIntent) bounds {
-	return bounds{start: stampOf(o.StartTime), end: stampOf(o.EndTime), lower: o.AltitudeLower, upper: o.AltitudeUpper}
+	return newBounds(o.StartTime, o.EndTime, o.AltitudeLower, o.AltitudeUpper)
 }
 
 func subBounds(s *models.Subscription) bounds {
-	return bounds{start: stampOf(s.StartTime), end: stampOf(s.EndTime),
-		lower: float32(math.Inf(-1)), upper: float32(math.Inf(1))}
+	return newBounds(s.StartTime, s.EndTime, float32(math.Inf(-1)), float32(math.Inf(1)))
 }
 
 func crBounds(c *models.Constraint) bounds {
-	return bounds{start: stampOf(c.StartTime), end: stampOf(c.EndTime),
-		lower: float32(math.Inf(-1)), upper: float32(math.Inf(1))}
+	return newBounds(c.StartTime, c.EndTime, float32(math.Inf(-1)), float32(math.Inf(1)))
 }
 
 // filter is a query volume's bounds, prepared once per search.
@@ -53,8 +63,8 @@ type filter struct {
 
 // newFilter prepares the §4 rules for v; withAltitude is true for OIRs
 // only: constraints and subscriptions ignore altitude (reference parity).
-func newFilter(v *models.Volume4D, withAltitude bool) *filter {
-	f := &filter{}
+func newFilter(v *models.Volume4D, withAltitude bool) filter {
+	var f filter
 	if v.StartTime != nil {
 		f.hasStart, f.start = true, stampOf(*v.StartTime)
 	}
@@ -74,10 +84,10 @@ func newFilter(v *models.Volume4D, withAltitude bool) *filter {
 // query.start`, altitude `entity.upper ≥ query.lower && entity.lower ≤
 // query.upper`, all inclusive, an absent query bound not filtering.
 func (f *filter) accepts(b *bounds) bool {
-	if f.hasEnd && b.start.after(f.end) {
+	if f.hasEnd && b.start().after(f.end) {
 		return false
 	}
-	if f.hasStart && f.start.after(b.end) {
+	if f.hasStart && f.start.after(b.end()) {
 		return false
 	}
 	if f.hasLower && !(b.upper >= f.lower) {

@@ -82,8 +82,36 @@ func (r *repo) SearchOperationalIntents(_ context.Context, v *models.Volume4D) (
 	if err != nil {
 		return nil, err
 	}
-	found := r.s.oirs.search(q, newFilter(v, true), nil)
+	f := newFilter(v, true)
+	found := r.s.oirs.search(q, &f, nil)
 	return copyOut(found, repos.MaxSearchResults), nil
+}
+
+// VisitOperationalIntents calls yield, in ID order, for each OIR that
+// SearchOperationalIntents would return, with its OVN from the state's
+// cache, until yield returns false. yield gets the stored value and must
+// neither modify nor keep it. It is not part of repos.Repo: the key check of
+// pkg/scd uses it where a repo offers it, saving a copy and a SHA-256 per
+// OIR it meets.
+func (r *repo) VisitOperationalIntents(_ context.Context, v *models.Volume4D, yield func(o *models.OperationalIntent, ovn models.OVN) bool) error {
+	if err := r.checkRead(); err != nil {
+		return err
+	}
+	q, err := queryCells(v)
+	if err != nil {
+		return err
+	}
+	f := newFilter(v, true)
+	found := r.s.oirs.searchKeyed(q, &f, nil)
+	if len(found) > repos.MaxSearchResults {
+		found = found[:repos.MaxSearchResults]
+	}
+	for _, k := range found {
+		if !yield(k.e, r.s.oirOVNs[k.slot]) {
+			break
+		}
+	}
+	return nil
 }
 
 func (r *repo) UpsertOperationalIntent(_ context.Context, oir *models.OperationalIntent) error {
@@ -158,7 +186,8 @@ func (r *repo) matchSubs(v *models.Volume4D, extra func(*models.Subscription) bo
 	if err != nil {
 		return nil, err
 	}
-	return r.s.subs.search(q, newFilter(v, false), extra), nil
+	f := newFilter(v, false)
+	return r.s.subs.search(q, &f, extra), nil
 }
 
 func (r *repo) SearchSubscriptions(_ context.Context, v *models.Volume4D) ([]*models.Subscription, error) {
@@ -243,7 +272,7 @@ func (r *repo) IncrementNotificationIndices(_ context.Context, kind models.Subsc
 		out[i].NotificationIndex++ // UpdatedAt untouched: the version stays (spec §3.6)
 		stored := out[i]
 		r.s.undo = append(r.s.undo, undoEntry{kind: kindSub, id: string(old.ID), sub: old})
-		r.s.putSub(&stored)
+		r.s.bumpSub(&stored)
 		res[i] = &out[i]
 	}
 	return res, nil
@@ -272,7 +301,8 @@ func (r *repo) SearchConstraints(_ context.Context, v *models.Volume4D) ([]*mode
 		return nil, err
 	}
 	// Spec §4: constraints match on cells and time only.
-	out := copyOut(r.s.crs.search(q, newFilter(v, false), nil), repos.MaxSearchResults)
+	f := newFilter(v, false)
+	out := copyOut(r.s.crs.search(q, &f, nil), repos.MaxSearchResults)
 	for _, c := range out {
 		ownAltitudes(c)
 	}

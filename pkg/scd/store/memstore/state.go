@@ -35,6 +35,13 @@ type State struct {
 	// SubscriptionID it is (spec §5.3 dependent_operational_intents).
 	dependents map[models.ID][]uint32
 
+	// oirOVNs[slot] is the OVN of oirs.slots[slot] ("" for a free slot),
+	// derived once when the OIR is stored: a key check needs the OVN of
+	// every OIR it meets, dozens per PUT, and deriving one costs a SHA-256.
+	// It is a cache of a function of the stored OIR, not part of the
+	// snapshot.
+	oirOVNs []models.OVN
+
 	// strs interns managers, base URLs and states: a few USSs write most of
 	// the entities, so sharing one copy of each string saves ~100 bytes per
 	// entity. Interned strings are cloned on first use so that a stored
@@ -163,19 +170,19 @@ func (s *State) rollback() {
 		switch u.kind {
 		case kindOIR:
 			if u.oir != nil {
-				s.putOIR(u.oir)
+				s.restoreOIR(u.oir)
 			} else {
 				s.removeOIR(id)
 			}
 		case kindSub:
 			if u.sub != nil {
-				s.putSub(u.sub)
+				s.restoreSub(u.sub)
 			} else {
 				s.removeSub(id)
 			}
 		case kindCR:
 			if u.cr != nil {
-				s.putCR(u.cr)
+				s.restoreCR(u.cr)
 			} else {
 				s.removeCR(id)
 			}
@@ -203,7 +210,22 @@ func (s *State) intern(v string) string {
 	return c
 }
 
-// release drops a reference taken by intern.
+// retain takes a reference to v, a string of an entity that was stored
+// before (restored by rollback) and so already is a state-owned copy. The
+// entity keeps its own copy even if another one is interned now: a stored
+// entity is never written (see Freeze, which reads them concurrently).
+func (s *State) retain(v string) {
+	if v == "" {
+		return
+	}
+	if e, ok := s.strs[v]; ok {
+		e.refs++
+		return
+	}
+	s.strs[v] = &interned{s: v, refs: 1}
+}
+
+// release drops a reference taken by intern or retain.
 func (s *State) release(v string) {
 	if v == "" {
 		return
@@ -216,24 +238,49 @@ func (s *State) release(v string) {
 	}
 }
 
-// The put*/remove* primitives below maintain every index and the intern
-// table. They record nothing: the repo records undo entries before calling
-// them, and rollback calls them to restore. A value given to put* must be
-// the state's own copy (see canonical*), already interned by the caller or,
-// when restored from the undo log, carrying the strings it was stored with.
+// The put*/restore*/remove* primitives below maintain every index and the
+// intern table. They record nothing: the repo records undo entries before
+// calling them, and rollback calls them to restore. A value given to put*
+// must be the state's own copy, not yet stored: put* interns its strings in
+// place. restore* re-installs a value that was stored before (from the undo
+// log) as it is, without writing to it.
 
 func (s *State) putOIR(o *models.OperationalIntent) {
-	if old := s.oirs.get(o.ID); old != nil {
-		s.releaseOIR(old)
-		s.unlinkDependent(old.SubscriptionID, s.oirs.byID[o.ID])
-	}
+	s.unlinkOIR(o.ID)
 	o.Manager = s.intern(o.Manager)
 	o.USSBaseURL = s.intern(o.USSBaseURL)
 	o.State = models.OperationalIntentState(s.intern(string(o.State)))
+	s.linkOIR(o)
+}
+
+func (s *State) restoreOIR(o *models.OperationalIntent) {
+	s.unlinkOIR(o.ID)
+	s.retain(o.Manager)
+	s.retain(o.USSBaseURL)
+	s.retain(string(o.State))
+	s.linkOIR(o)
+}
+
+// unlinkOIR drops the references the stored OIR with this ID (if any) holds
+// on interned strings and its subscription, before it is replaced.
+func (s *State) unlinkOIR(id models.ID) {
+	if slot, ok := s.oirs.byID[id]; ok {
+		old := s.oirs.slots[slot]
+		s.releaseOIR(old)
+		s.unlinkDependent(old.SubscriptionID, slot)
+	}
+}
+
+// linkOIR stores o, whose strings are referenced already, and indexes it.
+func (s *State) linkOIR(o *models.OperationalIntent) {
 	slot := s.oirs.put(o)
 	if o.SubscriptionID != "" {
 		s.dependents[o.SubscriptionID] = append(s.dependents[o.SubscriptionID], slot)
 	}
+	if n := len(s.oirs.slots); len(s.oirOVNs) < n {
+		s.oirOVNs = append(s.oirOVNs, make([]models.OVN, n-len(s.oirOVNs))...)
+	}
+	s.oirOVNs[slot] = o.OVN()
 }
 
 func (s *State) removeOIR(id models.ID) *models.OperationalIntent {
@@ -241,6 +288,7 @@ func (s *State) removeOIR(id models.ID) *models.OperationalIntent {
 	if old != nil {
 		s.releaseOIR(old)
 		s.unlinkDependent(old.SubscriptionID, slot)
+		s.oirOVNs[slot] = ""
 	}
 	return old
 }
@@ -277,6 +325,24 @@ func (s *State) putSub(sub *models.Subscription) {
 	s.subs.put(sub)
 }
 
+func (s *State) restoreSub(sub *models.Subscription) {
+	if old := s.subs.get(sub.ID); old != nil {
+		s.release(old.Manager)
+		s.release(old.USSBaseURL)
+	}
+	s.retain(sub.Manager)
+	s.retain(sub.USSBaseURL)
+	s.subs.put(sub)
+}
+
+// bumpSub stores sub in place of the stored subscription with the same ID,
+// of which it is a copy with another NotificationIndex: same strings, cells
+// and bounds, so the intern table and the index stay as they are. This is
+// what every write pays per matching subscription (spec §9).
+func (s *State) bumpSub(sub *models.Subscription) {
+	s.subs.replaceSame(sub)
+}
+
 func (s *State) removeSub(id models.ID) *models.Subscription {
 	old, _ := s.subs.remove(id)
 	if old != nil {
@@ -293,6 +359,16 @@ func (s *State) putCR(c *models.Constraint) {
 	}
 	c.Manager = s.intern(c.Manager)
 	c.USSBaseURL = s.intern(c.USSBaseURL)
+	s.crs.put(c)
+}
+
+func (s *State) restoreCR(c *models.Constraint) {
+	if old := s.crs.get(c.ID); old != nil {
+		s.release(old.Manager)
+		s.release(old.USSBaseURL)
+	}
+	s.retain(c.Manager)
+	s.retain(c.USSBaseURL)
 	s.crs.put(c)
 }
 
