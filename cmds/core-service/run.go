@@ -44,6 +44,7 @@ type config struct {
 	dev               bool
 	devDir            string
 	logLevel          zapcore.Level
+	pprofAddr         string
 
 	store storeKind
 	sql   sqlConfig
@@ -68,6 +69,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			"and print a ready-to-use token")
 	fs.StringVar(&cfg.devDir, "dev_dir", "./.dss-dev", "directory of the --dev signing key")
 	fs.TextVar(&cfg.logLevel, "log_level", zapcore.InfoLevel, "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.pprofAddr, "pprof_addr", "",
+		"debug only: serve net/http/pprof on this address (host:port, e.g. 127.0.0.1:6060); "+
+			"off when empty. Never expose it: it needs no token")
 	var useRaft, useMem bool
 	fs.BoolVar(&useRaft, "raftstore", false,
 		"use the Raft-replicated store (the default unless --datastore_url is given; an error together with it)")
@@ -199,6 +203,13 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 		return err
 	}
 	defer ln.Close() // for the early returns; Serve closes it otherwise
+	if cfg.pprofAddr != "" {
+		stopPprof, err := startPprof(cfg.pprofAddr, log.Named("pprof"))
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 
 	metrics := prometheus.NewRegistry()
 	be, err := openStore(ctx, cfg, log, metrics)

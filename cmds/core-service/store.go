@@ -71,6 +71,7 @@ type raftConfig struct {
 	tlsCert         string
 	tlsKey          string
 	tlsCA           string
+	readsViaLog     bool
 
 	// peers is peersFlag parsed, with this node added for a single node.
 	peers map[uint64]string
@@ -100,6 +101,9 @@ func (c *raftConfig) registerFlags(fs *flag.FlagSet) {
 			grpctransport.NodeName(1)+" for ID 1)")
 	fs.StringVar(&c.tlsKey, "raft_tls_key", "", "PEM private key of --raft_tls_cert")
 	fs.StringVar(&c.tlsCA, "raft_tls_ca", "", "PEM CA certificate that signed every node's raft certificate")
+	fs.BoolVar(&c.readsViaLog, "raft_reads_via_log", false,
+		"testing only: every read first commits a Raft log entry, as a DSS that proposes its reads would; "+
+			"for measuring what ReadIndex reads save (answers are unchanged, only slower)")
 }
 
 // resolve validates the flags and fills in peers and addr.
@@ -256,5 +260,10 @@ func openRaftStore(rc *raftConfig, log *zap.Logger, reg prometheus.Registerer) (
 	slices.Sort(members)
 	log.Info("raft store open", zap.Uint64("node_id", rc.nodeID), zap.Uint64s("initial_members", members),
 		zap.String("data_dir", rc.dataDir))
-	return &backend{store: st, raft: st, done: st.Done(), err: st.Err, close: st.Stop}, nil
+	var store scd.Store = st
+	if rc.readsViaLog {
+		log.Warn("--raft_reads_via_log: every read commits a log entry first (testing only)")
+		store = readsViaLog{st}
+	}
+	return &backend{store: store, raft: st, done: st.Done(), err: st.Err, close: st.Stop}, nil
 }

@@ -22,6 +22,9 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	conc := fs.Int("concurrency", 64, "the w1/w3 user count to compare")
 	num := fs.String("num", "raft3", "label of the numerator target")
 	den := fs.String("den", "sql", "label of the denominator target")
+	viaLog := fs.String("via_log", "raft3log",
+		"label of the target whose reads go through the Raft log (core-service --raft_reads_via_log), "+
+			"the denominator of the W3 read ratio")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -41,7 +44,7 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		}
 		rows = append(rows, rs...)
 	}
-	_, _ = io.WriteString(stdout, compare(rows, *conc, *num, *den))
+	_, _ = io.WriteString(stdout, compare(rows, *conc, *num, *den, *viaLog))
 	return exitOK
 }
 
@@ -91,8 +94,18 @@ type targetNumbers struct {
 	c5xx                               float64
 }
 
-// compare renders the comparison of rows as markdown.
-func compare(rows []record, conc int, num, den string) string {
+// Targets of the issue "make the Raft store win", checked by compare.
+const (
+	targetW1OverSQL   = 10.0 // W1 writes/s, 3-node Raft / SQL
+	targetW1OverFsync = 1.0  // W1 writes/s, 3-node Raft / fdatasync per s
+	targetW2OverW1    = 0.5  // W2 peak flights/s / W1 flights/s at the same concurrency
+	targetW3OverLog   = 5.0  // W3 queries/s, ReadIndex / reads through the log
+)
+
+// compare renders the comparison of rows as markdown. viaLog is the label
+// of the run whose reads went through the log ("" or absent: no W3 target
+// ratio).
+func compare(rows []record, conc int, num, den, viaLog string) string {
 	byLabel := map[string]*targetNumbers{}
 	get := func(l string) *targetNumbers {
 		if byLabel[l] == nil {
@@ -157,32 +170,54 @@ func compare(rows []record, conc int, num, den string) string {
 			f(t.w2Peak, "%.1f"), f(t.w2PeakC, "%.0f"), f(t.w2OverW1, "%.2f"), f(t.w2Fives, "%.0f"),
 			f(t.w3Queries, "%.0f"), f(t.w3QueryP99, "%.1f"), f(t.w3Writes, "%.0f"))
 	}
-	b.WriteString("\nRatios (means over rounds):\n")
-	ratio := func(what string, a, c mean, aName, cName string) {
+	b.WriteString("\nRatios (means over rounds; [target] met or MISSED):\n")
+	verdict := func(v, target float64) string {
+		if target == 0 {
+			return ""
+		}
+		if v >= target {
+			return fmt.Sprintf(" [≥ %g: met]", target)
+		}
+		return fmt.Sprintf(" [≥ %g: MISSED]", target)
+	}
+	ratio := func(what string, a, c mean, aName, cName string, target float64) {
 		x, ok1 := a.get()
 		y, ok2 := c.get()
 		if !ok1 || !ok2 || y == 0 {
 			fmt.Fprintf(&b, "- %s: n/a (no %s or %s numbers)\n", what, aName, cName)
 			return
 		}
-		fmt.Fprintf(&b, "- %s: %.2f (%.0f / %.0f)\n", what, x/y, x, y)
+		fmt.Fprintf(&b, "- %s: %.2f (%.0f / %.0f)%s\n", what, x/y, x, y, verdict(x/y, target))
 	}
 	n, d := get(num), get(den)
-	ratio(fmt.Sprintf("W1 writes/s %s / %s", num, den), n.w1Writes, d.w1Writes, num, den)
+	ratio(fmt.Sprintf("W1 writes/s %s / %s", num, den), n.w1Writes, d.w1Writes, num, den, targetW1OverSQL)
 	var fs mean
 	if len(fsync) > 0 {
 		sort.Float64s(fsync)
 		fs.add(fsync[len(fsync)/2])
 	}
 	ratio(fmt.Sprintf("W1 writes/s %s / fdatasync per s (median of %d calibrations)", num, len(fsync)),
-		n.w1Writes, fs, num, "calibration")
+		n.w1Writes, fs, num, "calibration", targetW1OverFsync)
 	for _, l := range labels {
-		if v, ok := byLabel[l].w2OverW1.get(); ok {
-			fmt.Fprintf(&b, "- W2 peak / W1 at the same concurrency, %s: %.2f\n", l, v)
+		t := byLabel[l]
+		v, ok := t.w2OverW1.get()
+		if !ok {
+			continue
 		}
+		target := 0.0
+		if l == num {
+			target = targetW2OverW1
+		}
+		fives, _ := t.w2Fives.get()
+		fmt.Fprintf(&b, "- W2 peak / W1 at the same concurrency, %s: %.2f (5xx in the W2 steps: %.0f)%s\n",
+			l, v, fives, verdict(v, target))
 	}
-	ratio(fmt.Sprintf("W3 queries/s %s / %s", num, den), n.w3Queries, d.w3Queries, num, den)
-	b.WriteString("  (W3 queries are answered by whichever node receives them; whether a read goes through the\n" +
-		"  Raft log or a read index cannot be told from outside: compare against the reads rows of raft-notes.md.)\n")
+	ratio(fmt.Sprintf("W3 queries/s %s / %s", num, den), n.w3Queries, d.w3Queries, num, den, 0)
+	if viaLog != "" && byLabel[viaLog] != nil {
+		ratio(fmt.Sprintf("W3 queries/s %s / %s (reads through the log)", num, viaLog),
+			n.w3Queries, get(viaLog).w3Queries, num, viaLog, targetW3OverLog)
+	} else {
+		b.WriteString("- W3 reads through the log: n/a (no run of a node with --raft_reads_via_log)\n")
+	}
 	return b.String()
 }

@@ -27,6 +27,7 @@ func TestCompareRatios(t *testing.T) {
 		{Kind: kindW2Peak, Label: "raft3", PeakFlights: 100, PeakConcurrency: 8, W1AtPeak: 400},
 		{Kind: kindPhase, Label: "raft3", Workload: "w3", Mode: "closed", Concurrency: 64, Queries: 5000},
 		{Kind: kindPhase, Label: "sql", Workload: "w3", Mode: "closed", Concurrency: 64, Queries: 500},
+		{Kind: kindPhase, Label: "raft3log", Workload: "w3", Mode: "closed", Concurrency: 64, Queries: 2000},
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "r.jsonl")
@@ -48,6 +49,9 @@ func TestCompareRatios(t *testing.T) {
 		"W1 writes/s raft3 / fdatasync per s (median of 3 calibrations): 0.45 (900 / 2000)",
 		"W2 peak / W1 at the same concurrency, raft3: 0.25",
 		"W3 queries/s raft3 / sql: 10.00 (5000 / 500)",
+		"W1 writes/s raft3 / sql: 3.00 (900 / 300) [≥ 10: MISSED]",
+		"W2 peak / W1 at the same concurrency, raft3: 0.25 (5xx in the W2 steps: 0) [≥ 0.5: MISSED]",
+		"W3 queries/s raft3 / raft3log (reads through the log): 2.50 (5000 / 2000) [≥ 5: MISSED]",
 		"| raft3 | 900 | 299.5 |",
 	} {
 		if !strings.Contains(out, want) {

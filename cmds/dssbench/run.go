@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +44,7 @@ type config struct {
 	calibrateDir   string
 	calibrateFor   time.Duration
 	check          bool
+	cpuProfile     string
 	set            settings
 }
 
@@ -78,6 +80,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.calibrateFor, "calibrate_duration", time.Second, "length of each calibration (0: none)")
 	fs.BoolVar(&cfg.check, "check", false, "exit 1 unless every phase had successful requests of every operation "+
 		"type and no 5xx or transport errors (for smoke tests; asserts no timings)")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "",
+		"debug: write a CPU profile of dssbench itself to this file (to see what the load generator costs)")
 	fs.StringVar(&cfg.set.ussBaseURLF, "uss_base_url", "https://uss%d.dssbench.example", "uss_base_url pattern (%d = USS index)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -197,6 +201,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer c.close()
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "dssbench: --cpuprofile: %v\n", err)
+			return exitFailed
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	out := &output{label: cfg.label, json: jsonW}
 	b := &bench{cfg: cfg, c: c, out: out, progress: stderr}
 	err = b.all(ctx)

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"sync"
 
 	"github.com/google/uuid"
 	"go.uber.org/zap"
@@ -83,12 +86,41 @@ func (s *server) writeError(w http.ResponseWriter, rt *route, rq *request, err e
 // writeJSONValue sends v marshalled; error bodies are plain structs, so a
 // marshalling failure is a bug and answers a bare 500.
 func writeJSONValue(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := encodeJSON(buf, v); err != nil {
 		plainError(w, http.StatusInternalServerError, "internal error: could not encode the error response")
 		return
 	}
-	writeJSON(w, status, body)
+	writeJSON(w, status, buf.Bytes())
+}
+
+// bufferPool recycles response buffers: encoding into a reused buffer saves
+// json.Marshal's copy of every body and most of its allocations.
+var bufferPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer keeps the pool from pinning the memory of a rare huge
+// answer (a query over a crowded area).
+const maxPooledBuffer = 64 << 10
+
+func getBuffer() *bytes.Buffer { return bufferPool.Get().(*bytes.Buffer) }
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() > maxPooledBuffer {
+		return
+	}
+	b.Reset()
+	bufferPool.Put(b)
+}
+
+// encodeJSON appends v's JSON to buf, byte for byte what json.Marshal
+// returns (json.Encoder adds a newline, which is dropped).
+func encodeJSON(buf *bytes.Buffer, v any) error {
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		return err
+	}
+	buf.Truncate(buf.Len() - 1)
+	return nil
 }
 
 // writeJSON sends a fully built JSON body: the status goes out only once the
@@ -96,7 +128,7 @@ func writeJSONValue(w http.ResponseWriter, status int, v any) {
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", jsonContentType)
-	h.Set("Content-Length", fmt.Sprint(len(body)))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

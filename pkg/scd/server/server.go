@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -159,12 +158,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, rt, rq, err)
 		return
 	}
-	body, err := json.Marshal(resp.value)
-	if err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := encodeJSON(buf, resp.value); err != nil {
 		s.writeError(w, rt, rq, fmt.Errorf("server: encoding %s response: %w", rt.name, err))
 		return
 	}
-	writeJSON(w, resp.status, body)
+	writeJSON(w, resp.status, buf.Bytes())
 }
 
 // serve runs the common steps in the order of spec §1 (authentication 401,
