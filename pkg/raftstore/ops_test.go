@@ -117,6 +117,11 @@ func TestOperationStore(t *testing.T) {
 	if _, err := stores[2].Transact(ctx, incrOp{Key: "k", Limit: 3}); !errors.Is(err, errTooBig) {
 		t.Fatalf("over the limit: %v", err)
 	}
+	// Node 1 may not have applied the last write yet (it was proposed on
+	// node 2): a barrier first, so that only the reads could move it.
+	if err := c.store(1).Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
 	applied := c.store(1).Status().Applied
 	for id := uint64(1); id <= 3; id++ {
 		n, err := store.Do[int](ctx, stores[id], getOp{Key: "k"})
