@@ -74,18 +74,24 @@ func newMux(api http.Handler, be *backend, kind storeKind, reg *prometheus.Regis
 	return mux
 }
 
-// statusJSON is the body of /status.
+// statusJSON is the body of /status. The Raft fields are present exactly
+// when the node runs the Raft store, zeros included (leader_id 0: no leader
+// known).
 type statusJSON struct {
-	Store        string `json:"store"`
-	NodeID       uint64 `json:"node_id,omitempty"`
-	LeaderID     uint64 `json:"leader_id,omitempty"`
-	IsLeader     bool   `json:"is_leader,omitempty"`
-	Term         uint64 `json:"term,omitempty"`
-	AppliedIndex uint64 `json:"applied_index,omitempty"`
-	CommitIndex  uint64 `json:"commit_index,omitempty"`
+	Store string `json:"store"`
+	*raftStatusJSON
+}
+
+type raftStatusJSON struct {
+	NodeID       uint64 `json:"node_id"`
+	LeaderID     uint64 `json:"leader_id"`
+	IsLeader     bool   `json:"is_leader"`
+	Term         uint64 `json:"term"`
+	AppliedIndex uint64 `json:"applied_index"`
+	CommitIndex  uint64 `json:"commit_index"`
 	// StateHash is the hex SHA-256 of the canonical state at AppliedIndex:
 	// nodes that report the same applied_index must report the same hash.
-	StateHash string `json:"state_hash,omitempty"`
+	StateHash string `json:"state_hash"`
 }
 
 func nodeStatus(be *backend, kind storeKind) statusJSON {
@@ -97,9 +103,8 @@ func nodeStatus(be *backend, kind storeKind) statusJSON {
 	// commit_index ≥ applied_index holds in the answer.
 	applied, hash := be.raft.StateHash()
 	st := be.raft.Status()
-	out.NodeID, out.LeaderID, out.IsLeader, out.Term = st.ID, st.Leader, st.IsLeader, st.Term
-	out.AppliedIndex, out.CommitIndex = applied, max(st.Commit, applied)
-	out.StateHash = hex.EncodeToString(hash[:])
+	out.raftStatusJSON = &raftStatusJSON{NodeID: st.ID, LeaderID: st.Leader, IsLeader: st.IsLeader, Term: st.Term,
+		AppliedIndex: applied, CommitIndex: max(st.Commit, applied), StateHash: hex.EncodeToString(hash[:])}
 	return out
 }
 

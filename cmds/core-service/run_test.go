@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -197,6 +198,27 @@ func TestHelpExitsZero(t *testing.T) {
 		"-raft_catchup_entries", "-raft_tls_cert", "-raft_tls_key", "-raft_tls_ca"} {
 		if !strings.Contains(stderr.String(), flag) {
 			t.Errorf("usage lacks %s", flag)
+		}
+	}
+}
+
+// TestStatusShape: Raft fields appear, zeros included, only on the Raft
+// store; other stores report just their kind.
+func TestStatusShape(t *testing.T) {
+	b, err := json.Marshal(nodeStatus(&backend{}, storeSQL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != `{"store":"sql"}` {
+		t.Errorf("/status of the SQL store = %s", b)
+	}
+	b, err = json.Marshal(statusJSON{Store: "raft", raftStatusJSON: &raftStatusJSON{NodeID: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"node_id":2`, `"leader_id":0`, `"is_leader":false`, `"applied_index":0`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/status %s lacks %s", b, want)
 		}
 	}
 }
