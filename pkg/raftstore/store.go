@@ -68,6 +68,15 @@ type SnapshotCapturer interface {
 	CaptureSnapshot() (func() ([]byte, error), error)
 }
 
+// SnapshotAppender is optionally implemented by a SnapshotCapturer to save
+// a copy of its (large) snapshot: CaptureSnapshotAppend is called instead of
+// CaptureSnapshot, and the function it returns appends to dst exactly the
+// bytes CaptureSnapshot's would have returned, so that the store's header
+// and the state machine's bytes are built in one buffer.
+type SnapshotAppender interface {
+	CaptureSnapshotAppend() (func(dst []byte) ([]byte, error), error)
+}
+
 // ResultCodec is optionally implemented by a StateMachine whose results (and
 // operation errors) can be serialised. With it, the dedupe table carries
 // outcomes through snapshots, so a proposal whose first apply this node only
@@ -417,6 +426,17 @@ const snapshotVersion = 1
 func (a applier) Snapshot() (consensus.SnapshotWriter, error) {
 	s := a.s
 	table := s.table.encode(s.codec)
+	head := make([]byte, 0, 1+binary.MaxVarintLen64+len(table))
+	head = append(head, snapshotVersion)
+	head = binary.AppendUvarint(head, uint64(len(table)))
+	head = append(head, table...)
+	if c, ok := s.sm.(SnapshotAppender); ok {
+		appendSM, err := c.CaptureSnapshotAppend()
+		if err != nil {
+			return nil, err
+		}
+		return func() ([]byte, error) { return appendSM(head) }, nil
+	}
 	var smData func() ([]byte, error)
 	if c, ok := s.sm.(SnapshotCapturer); ok {
 		var err error
@@ -435,11 +455,7 @@ func (a applier) Snapshot() (consensus.SnapshotWriter, error) {
 		if err != nil {
 			return nil, err
 		}
-		b := make([]byte, 0, 1+binary.MaxVarintLen64+len(table)+len(sm))
-		b = append(b, snapshotVersion)
-		b = binary.AppendUvarint(b, uint64(len(table)))
-		b = append(b, table...)
-		return append(b, sm...), nil
+		return append(head[:len(head):len(head)], sm...), nil
 	}, nil
 }
 

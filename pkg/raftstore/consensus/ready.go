@@ -133,7 +133,7 @@ func (n *Node) countSave(rd raft.Ready, took time.Duration) {
 
 // persistSnapshot writes a snapshot received from the leader to disk.
 func (n *Node) persistSnapshot(s *raftpb.Snapshot) error {
-	if err := n.snaps.SaveSnap(s); err != nil {
+	if err := saveSnapFile(snapDir(n.cfg.DataDir), s); err != nil {
 		return fmt.Errorf("consensus: saving snapshot file: %w", err)
 	}
 	md := s.GetMetadata()
@@ -307,7 +307,7 @@ func (n *Node) writeSnapshot(job snapResult, write SnapshotWriter) {
 		s := &raftpb.Snapshot{Data: data, Metadata: &raftpb.SnapshotMetadata{
 			Index: proto.Uint64(job.index), Term: proto.Uint64(job.term), ConfState: job.confState}}
 		began = time.Now()
-		if err := n.snaps.SaveSnap(s); err != nil {
+		if err := saveSnapFile(snapDir(n.cfg.DataDir), s); err != nil {
 			job.err = fmt.Errorf("consensus: saving snapshot file %d: %w", job.index, err)
 		}
 		job.saved = time.Since(began)

@@ -82,11 +82,11 @@ func (r *stateRepo) Snapshot() ([]byte, error) {
 // serialises it into exactly the bytes Snapshot would have returned now.
 // Only the Ready goroutine writes the state and it is the caller, so the
 // read lock is enough to exclude writes.
-func (r *stateRepo) capture() func() ([]byte, error) {
+func (r *stateRepo) capture() func(dst []byte) ([]byte, error) {
 	r.mu.RLock()
 	frozen, index := r.st.Freeze(), r.index
 	r.mu.RUnlock()
-	return func() ([]byte, error) { return r.encode(index, pacedState{frozen}) }
+	return func(dst []byte) ([]byte, error) { return r.encodeAppend(dst, index, pacedState{frozen}) }
 }
 
 // pacedState serialises a Frozen state at about half the speed of one core:
@@ -115,15 +115,35 @@ func (p *pacedWriter) Write(b []byte) (int, error) {
 
 // encode writes the snapshot of st, the state at index.
 func (r *stateRepo) encode(index uint64, st interface{ WriteSnapshot(io.Writer) error }) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(int(r.snapSize.Load()) + 4096)
-	buf.WriteByte(repoSnapshotVersion)
-	buf.Write(binary.AppendUvarint(nil, index))
-	if err := st.WriteSnapshot(&buf); err != nil {
+	return r.encodeAppend(nil, index, st)
+}
+
+// encodeAppend appends the snapshot of st, the state at index, to dst. The
+// buffer is sized once from the last snapshot's size, so that a snapshot of
+// tens of MB is not copied again and again as it grows.
+func (r *stateRepo) encodeAppend(dst []byte, index uint64, st interface{ WriteSnapshot(io.Writer) error }) ([]byte, error) {
+	if need := int(r.snapSize.Load()) + 4096; cap(dst)-len(dst) < need {
+		b := make([]byte, len(dst), len(dst)+need)
+		copy(b, dst)
+		dst = b
+	}
+	start := len(dst)
+	w := &appendWriter{b: dst}
+	w.b = append(w.b, repoSnapshotVersion)
+	w.b = binary.AppendUvarint(w.b, index)
+	if err := st.WriteSnapshot(w); err != nil {
 		return nil, fmt.Errorf("scd raftstore: snapshot: %w", err)
 	}
-	r.snapSize.Store(int64(buf.Len()))
-	return buf.Bytes(), nil
+	r.snapSize.Store(int64(len(w.b) - start))
+	return w.b, nil
+}
+
+// appendWriter is an io.Writer appending to a byte slice.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
 }
 
 // Restore implements raftstore.Repo. The new state is decoded completely
@@ -219,7 +239,16 @@ func (m *machine) Snapshot() ([]byte, error) { return m.repo.Snapshot() }
 
 // CaptureSnapshot implements raftstore.SnapshotCapturer: the node
 // serialises the state in the background instead of between two applies.
-func (m *machine) CaptureSnapshot() (func() ([]byte, error), error) { return m.repo.capture(), nil }
+func (m *machine) CaptureSnapshot() (func() ([]byte, error), error) {
+	write := m.repo.capture()
+	return func() ([]byte, error) { return write(nil) }, nil
+}
+
+// CaptureSnapshotAppend implements raftstore.SnapshotAppender: as
+// CaptureSnapshot, appending to the store's snapshot header.
+func (m *machine) CaptureSnapshotAppend() (func(dst []byte) ([]byte, error), error) {
+	return m.repo.capture(), nil
+}
 
 // Restore implements raftstore.StateMachine.
 func (m *machine) Restore(b []byte) error { return m.repo.Restore(b) }
