@@ -89,6 +89,9 @@ type Node struct {
 	// snapDone (buffered, so the writer never blocks on a busy Ready loop).
 	snapInFlight bool
 	snapDone     chan snapResult
+	// purgeReq (buffered, 1) asks purgeLoop to delete released WAL
+	// segments and old snapshot files; pending requests coalesce.
+	purgeReq chan struct{}
 
 	leader  atomic.Uint64
 	term    atomic.Uint64
@@ -137,6 +140,7 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 		readReqs:  make(chan chan readResult),
 		readC:     make(chan raft.ReadState, 64),
 		snapDone:  make(chan snapResult, 1),
+		purgeReq:  make(chan struct{}, 1),
 		stopc:     make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -202,9 +206,10 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 		zap.Duration("load", loaded.Sub(begin)), zap.Duration("restore", restored.Sub(loaded)))
 
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.run()
 	go n.readLoop()
+	go n.purgeLoop()
 	return n, nil
 }
 

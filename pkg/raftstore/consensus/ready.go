@@ -384,6 +384,48 @@ func (n *Node) releaseAndPurge(index uint64) {
 		n.lg.Warn("releasing WAL locks", zap.Error(err))
 		return
 	}
-	purgeWAL(n.lg, walDir(n.cfg.DataDir))
-	purgeSnaps(n.lg, snapDir(n.cfg.DataDir))
+	n.requestPurge()
+}
+
+// requestPurge asks purgeLoop to purge; it never blocks. Requests made while
+// one is pending coalesce into it: a purge looks at the directories as they
+// are when it runs, so one run covers every request made before it began.
+func (n *Node) requestPurge() {
+	select {
+	case n.purgeReq <- struct{}{}:
+	default:
+	}
+}
+
+// purgeLoop deletes released WAL segments and old snapshot files off the
+// Ready goroutine, one purge at a time (listing, locking and unlinking
+// files can take milliseconds that would otherwise hold up every write).
+// Its safety does not depend on when it runs: purgeWAL deletes only
+// segments it can lock, which the open WAL holds until ReleaseLockTo (on
+// the Ready goroutine, after the WAL snapshot record is durable) drops
+// them, and purgeSnaps always keeps the newest snapshot files. It must end
+// before the WAL is closed (closing releases every lock), which the node's
+// WaitGroup ensures: shutdown closes the WAL only after wg.Wait.
+func (n *Node) purgeLoop() {
+	defer n.wg.Done()
+	purge := func() {
+		purgeWAL(n.lg, walDir(n.cfg.DataDir))
+		purgeSnaps(n.lg, snapDir(n.cfg.DataDir))
+	}
+	for {
+		select {
+		case <-n.stopc:
+			// A request still pending gets its one (bounded) purge, so a
+			// stop right after a snapshot leaves no released segments
+			// behind; the WAL is still open and holds its locks.
+			select {
+			case <-n.purgeReq:
+				purge()
+			default:
+			}
+			return
+		case <-n.purgeReq:
+			purge()
+		}
+	}
 }
