@@ -9,13 +9,19 @@ import (
 )
 
 // Repo is the in-memory repository an OperationMachine runs operations
-// against, with its own locking.
+// against, with its own locking. It receives the operations themselves, not
+// closures around them, so that it can act on what they declare (e.g. raise
+// the write time of a store.Timestamped operation).
 type Repo[R any] interface {
-	// Update runs fn with exclusive access. When fn returns an error, the
-	// repository must be left exactly as before (undo log or copy on write).
-	Update(fn func(R) (any, error)) (any, error)
-	// View runs fn with shared (read) access, concurrently with other Views.
-	View(fn func(R) (any, error)) (any, error)
+	// Apply runs write operation op, the entry at log index, with exclusive
+	// access. When op returns an error, the repository must be left exactly
+	// as before (undo log or copy on write). The context op gets carries no
+	// deadline: a committed entry must run to completion identically on
+	// every replica.
+	Apply(index uint64, op store.Operation[R]) (any, error)
+	// View runs read-only operation op with shared (read) access,
+	// concurrently with other Views.
+	View(ctx context.Context, op store.Operation[R]) (any, error)
 	// Snapshot and Restore serialise and replace the whole repository.
 	Snapshot() ([]byte, error)
 	Restore([]byte) error
@@ -45,11 +51,13 @@ func (m *OperationMachine[R]) EncodeOperation(op store.Operation[R]) ([]byte, er
 	return append(b, enc...), nil
 }
 
-// Apply decodes and executes one operation. An undecodable payload (unknown
-// type, codec error) wraps ErrUndecodable: every replica runs the same
+// DecodeOperation is the inverse of EncodeOperation for a log entry. An
+// undecodable payload (short, unknown type, codec error) or a read-only
+// operation (reads never enter the log: one there means a foreign or corrupt
+// writer) is an error wrapping ErrUndecodable: every replica runs the same
 // registry, so it means version skew or corruption, and stopping beats
 // diverging.
-func (m *OperationMachine[R]) Apply(index uint64, data []byte) (any, error) {
+func (m *OperationMachine[R]) DecodeOperation(data []byte) (store.Operation[R], error) {
 	if len(data) < 2 {
 		return nil, fmt.Errorf("%w: operation payload of %d bytes", ErrUndecodable, len(data))
 	}
@@ -57,9 +65,20 @@ func (m *OperationMachine[R]) Apply(index uint64, data []byte) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUndecodable, err)
 	}
-	// The context carries no deadline: a committed entry must run to
-	// completion identically on every replica.
-	return m.repo.Update(func(r R) (any, error) { return op.Execute(context.Background(), r) })
+	if op.ReadOnly() {
+		return nil, fmt.Errorf("%w: read-only operation type %d in the log", ErrUndecodable, op.Type())
+	}
+	return op, nil
+}
+
+// Apply decodes (DecodeOperation) and executes one operation through
+// Repo.Apply. An undecodable entry changes nothing.
+func (m *OperationMachine[R]) Apply(index uint64, data []byte) (any, error) {
+	op, err := m.DecodeOperation(data)
+	if err != nil {
+		return nil, err
+	}
+	return m.repo.Apply(index, op)
 }
 
 // Snapshot implements StateMachine.
@@ -88,9 +107,7 @@ func NewOperationStore[R any](s *Store, m *OperationMachine[R]) *OperationStore[
 // other op is proposed and its result returned once applied here.
 func (o *OperationStore[R]) Transact(ctx context.Context, op store.Operation[R]) (any, error) {
 	if op.ReadOnly() {
-		return o.s.Read(ctx, func() (any, error) {
-			return o.m.repo.View(func(r R) (any, error) { return op.Execute(ctx, r) })
-		})
+		return o.s.Read(ctx, func() (any, error) { return o.m.repo.View(ctx, op) })
 	}
 	payload, err := o.m.EncodeOperation(op)
 	if err != nil {

@@ -21,21 +21,21 @@ type counterRepo struct {
 	c  *counters
 }
 
-func (r *counterRepo) Update(fn func(*counters) (any, error)) (any, error) {
+func (r *counterRepo) Apply(_ uint64, op store.Operation[*counters]) (any, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	next := &counters{m: maps.Clone(r.c.m)}
-	res, err := fn(next)
+	res, err := op.Execute(context.Background(), next)
 	if err == nil {
 		r.c = next
 	}
 	return res, err
 }
 
-func (r *counterRepo) View(fn func(*counters) (any, error)) (any, error) {
+func (r *counterRepo) View(ctx context.Context, op store.Operation[*counters]) (any, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return fn(r.c)
+	return op.Execute(ctx, r.c)
 }
 
 func (r *counterRepo) Snapshot() ([]byte, error) {
@@ -133,9 +133,10 @@ func TestOperationStore(t *testing.T) {
 	if got := c.store(1).Status().Applied; got != applied {
 		t.Fatalf("reads advanced the applied index from %d to %d", applied, got)
 	}
-	// An undecodable operation payload is refused by the machine, unchanged.
+	// An undecodable operation payload, or a read-only operation (reads
+	// never enter the log), is refused by the machine, unchanged.
 	m := c.sm(1).(*OperationMachine[*counters])
-	for _, bad := range [][]byte{nil, {0}, {0, 9, '{'}, {0, 1, '{'}} {
+	for _, bad := range [][]byte{nil, {0}, {0, 9, '{'}, {0, 1, '{'}, {0, 2, '{', '}'}} {
 		if _, err := m.Apply(0, bad); !errors.Is(err, ErrUndecodable) {
 			t.Fatalf("Apply(%x): %v, want ErrUndecodable", bad, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/raftdss/dss/pkg/scd"
 	"github.com/raftdss/dss/pkg/scd/repos"
 	"github.com/raftdss/dss/pkg/scd/store/memstore"
+	"github.com/raftdss/dss/pkg/store"
 )
 
 // recordWorkload runs n workload operations against a single-node memstore
@@ -17,7 +18,7 @@ import (
 // reference store.
 func recordWorkload(t *testing.T, seed uint64, n int) ([][]byte, *memstore.Store) {
 	t.Helper()
-	om := generic.NewOperationMachine(NewRegistry(), generic.Repo[repos.Repo](newStateRepo()))
+	om := newMachine(newStateRepo())
 	ref := memstore.New()
 	w := newWorkload(seed)
 	var payloads [][]byte
@@ -49,10 +50,6 @@ func recordWorkload(t *testing.T, seed uint64, n int) ([][]byte, *memstore.Store
 	return payloads, ref
 }
 
-func newMachine() *machine {
-	return &machine{reg: NewRegistry(), repo: newStateRepo(), metrics: newMetrics()}
-}
-
 // TestReplayIsDeterministic replays the same log into fresh state machines,
 // whole and through a snapshot taken midway, and compares state hashes with
 // each other and with the single-node store that produced the log.
@@ -73,7 +70,7 @@ func TestReplayIsDeterministic(t *testing.T) {
 		}
 	}
 	for i := range 3 {
-		m := newMachine()
+		m := newMachine(newStateRepo())
 		replay(m, 0, payloads)
 		if got := m.repo.st.Hash(); got != want {
 			t.Fatalf("replay %d: hash %x, want %x", i, got, want)
@@ -84,13 +81,13 @@ func TestReplayIsDeterministic(t *testing.T) {
 	}
 
 	half := len(payloads) / 2
-	m := newMachine()
+	m := newMachine(newStateRepo())
 	replay(m, 0, payloads[:half])
 	snap, err := m.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	restored := newMachine()
+	restored := newMachine(newStateRepo())
 	if err := restored.Restore(snap); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +102,7 @@ func TestReplayIsDeterministic(t *testing.T) {
 
 func TestUndecodableEntriesAreFatalAndChangeNothing(t *testing.T) {
 	payloads, _ := recordWorkload(t, 7, 50)
-	m := newMachine()
+	m := newMachine(newStateRepo())
 	for i, p := range payloads {
 		_, _ = m.Apply(uint64(i+1), p)
 	}
@@ -134,7 +131,7 @@ func TestUndecodableEntriesAreFatalAndChangeNothing(t *testing.T) {
 
 func TestCorruptSnapshotLeavesStateAlone(t *testing.T) {
 	payloads, _ := recordWorkload(t, 9, 60)
-	m := newMachine()
+	m := newMachine(newStateRepo())
 	for i, p := range payloads {
 		_, _ = m.Apply(uint64(i+1), p)
 	}
@@ -168,29 +165,41 @@ func flip(b []byte, i int) []byte {
 	return c
 }
 
-// TestRepoAdapter: Update is all-or-nothing and View cannot write, as the
-// generic store's Repo contract requires.
+// repoOp runs a closure as an operation, to drive the repo directly.
+type repoOp struct {
+	fn       func(repos.Repo) (any, error)
+	readOnly bool
+}
+
+func (repoOp) Type() store.OpType { return 0xfff0 }
+func (o repoOp) ReadOnly() bool   { return o.readOnly }
+func (o repoOp) Execute(_ context.Context, r repos.Repo) (any, error) {
+	return o.fn(r)
+}
+
+// TestRepoAdapter: Apply is all-or-nothing and records the index, and View
+// cannot write, as the generic store's Repo contract requires.
 func TestRepoAdapter(t *testing.T) {
 	r := newStateRepo()
 	empty := r.st.Hash()
 	avail := &models.UssAvailability{USS: "u", Availability: models.AvailabilityDown}
-	_, err := r.Update(func(repo repos.Repo) (any, error) {
+	_, err := r.Apply(1, repoOp{fn: func(repo repos.Repo) (any, error) {
 		if err := repo.UpsertUssAvailability(context.Background(), avail); err != nil {
 			return nil, err
 		}
 		return nil, models.Errorf(models.CodeVersionMismatch, "changed my mind")
-	})
-	if models.CodeOf(err) != models.CodeVersionMismatch || r.st.Hash() != empty {
-		t.Fatalf("failed Update: %v, state changed: %v", err, r.st.Hash() != empty)
+	}})
+	if models.CodeOf(err) != models.CodeVersionMismatch || r.st.Hash() != empty || r.index != 1 {
+		t.Fatalf("failed Apply: %v, state changed: %v, index %d", err, r.st.Hash() != empty, r.index)
 	}
-	if _, err := r.View(func(repo repos.Repo) (any, error) {
+	if _, err := r.View(context.Background(), repoOp{readOnly: true, fn: func(repo repos.Repo) (any, error) {
 		return nil, repo.UpsertUssAvailability(context.Background(), avail)
-	}); err == nil || r.st.Hash() != empty {
+	}}); err == nil || r.st.Hash() != empty {
 		t.Fatalf("a View wrote: %v", err)
 	}
-	if _, err := r.Update(func(repo repos.Repo) (any, error) {
+	if _, err := r.Apply(2, repoOp{fn: func(repo repos.Repo) (any, error) {
 		return nil, repo.UpsertUssAvailability(context.Background(), avail)
-	}); err != nil || r.st.Hash() == empty {
-		t.Fatalf("Update: %v", err)
+	}}); err != nil || r.st.Hash() == empty || r.index != 2 {
+		t.Fatalf("Apply: %v, index %d", err, r.index)
 	}
 }

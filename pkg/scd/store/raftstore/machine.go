@@ -12,7 +12,6 @@ import (
 	"time"
 
 	generic "github.com/raftdss/dss/pkg/raftstore"
-	"github.com/raftdss/dss/pkg/scd"
 	"github.com/raftdss/dss/pkg/scd/repos"
 	"github.com/raftdss/dss/pkg/scd/store/memstore"
 	"github.com/raftdss/dss/pkg/store"
@@ -39,24 +38,14 @@ type stateRepo struct {
 
 func newStateRepo() *stateRepo { return &stateRepo{st: memstore.NewState()} }
 
-// Update implements raftstore.Repo. The Raft path does not use it (see
-// machine): a closure hides the operation from State.Apply, so its
-// write-time ordering does not apply here.
-func (r *stateRepo) Update(fn func(repos.Repo) (any, error)) (any, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.st.Apply(context.Background(), funcOp{fn: fn})
-}
+var _ generic.Repo[repos.Repo] = (*stateRepo)(nil)
 
-// View implements raftstore.Repo: read-only Execute under the shared lock.
-func (r *stateRepo) View(fn func(repos.Repo) (any, error)) (any, error) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.st.Apply(context.Background(), funcOp{fn: fn, readOnly: true})
-}
-
-// applyOp runs op on the state at log index, all-or-nothing (State.Apply).
-func (r *stateRepo) applyOp(index uint64, op scd.Operation) (any, error) {
+// Apply implements raftstore.Repo: op runs on the state at log index,
+// all-or-nothing, through State.Apply, which also raises the write time of a
+// store.Timestamped operation that does not advance past the previous write
+// (spec §10: strictly increasing per log, so OVNs never repeat). The index is
+// recorded whether op succeeds or not: the entry was applied either way.
+func (r *stateRepo) Apply(index uint64, op store.Operation[repos.Repo]) (any, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// Background: a committed entry runs to completion identically on every
@@ -64,6 +53,14 @@ func (r *stateRepo) applyOp(index uint64, op scd.Operation) (any, error) {
 	res, err := r.st.Apply(context.Background(), op)
 	r.index = index
 	return res, err
+}
+
+// View implements raftstore.Repo: read-only op under the shared lock
+// (State.Apply gives it a view whose writes fail).
+func (r *stateRepo) View(ctx context.Context, op store.Operation[repos.Repo]) (any, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.st.Apply(ctx, op)
 }
 
 // Snapshot format: version byte | uvarint index | memstore canonical snapshot.
@@ -171,29 +168,13 @@ func (r *stateRepo) Restore(b []byte) error {
 	return nil
 }
 
-// funcOp runs a closure as an operation, so View and Update get State.Apply's
-// guarantees (rollback on error, panics turned into errors, a read-only view
-// whose writes fail).
-type funcOp struct {
-	fn       func(repos.Repo) (any, error)
-	readOnly bool
-}
-
-func (funcOp) Type() store.OpType { return 0 }
-func (o funcOp) ReadOnly() bool   { return o.readOnly }
-func (o funcOp) Execute(_ context.Context, r repos.Repo) (any, error) {
-	return o.fn(r)
-}
-
-// machine is the raftstore.StateMachine of the SCD store. Entries are the
-// OperationMachine's payloads (big-endian OpType | codec encoding); machine
-// decodes them itself and hands State.Apply the operation, not a closure
-// around it (as OperationMachine.Apply would, through Repo.Update): State.Apply
-// raises the write time of a store.Timestamped operation that does not
-// advance past the previous write (spec §10: strictly increasing per log, so
-// OVNs never repeat), and names the operation type in error reports.
+// machine is the raftstore.StateMachine of the SCD store: the generic
+// OperationMachine (payload = big-endian OpType | codec encoding, decoded by
+// DecodeOperation, which also refuses read-only operations in the log) over
+// stateRepo (Snapshot and Restore are its), plus the apply-duration metric
+// and background snapshots.
 type machine struct {
-	reg     *store.Registry[repos.Repo]
+	*generic.OperationMachine[repos.Repo]
 	repo    *stateRepo
 	metrics *Metrics
 }
@@ -201,41 +182,31 @@ type machine struct {
 var (
 	_ generic.StateMachine     = (*machine)(nil)
 	_ generic.SnapshotCapturer = (*machine)(nil)
+	_ generic.SnapshotAppender = (*machine)(nil)
 )
 
-// decodePayload is the inverse of OperationMachine.EncodeOperation.
-func decodePayload(reg *store.Registry[repos.Repo], data []byte) (scd.Operation, error) {
-	if len(data) < 2 {
-		return nil, fmt.Errorf("%w: operation payload of %d bytes", generic.ErrUndecodable, len(data))
+// newMachine returns the state machine over repo with the SCD registry.
+func newMachine(repo *stateRepo) *machine {
+	return &machine{
+		OperationMachine: generic.NewOperationMachine(NewRegistry(), generic.Repo[repos.Repo](repo)),
+		repo:             repo,
+		metrics:          newMetrics(),
 	}
-	op, err := reg.Decode(store.OpType(binary.BigEndian.Uint16(data)), data[2:])
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", generic.ErrUndecodable, err)
-	}
-	if op.ReadOnly() {
-		// Reads never enter the log (they use ReadIndex); one in the log
-		// means a foreign or corrupt writer.
-		return nil, fmt.Errorf("%w: read-only operation type %d in the log", generic.ErrUndecodable, op.Type())
-	}
-	return op, nil
 }
 
 // Apply implements raftstore.StateMachine. An undecodable entry returns an
 // error wrapping ErrUndecodable before anything is applied: the node stops
 // instead of skipping an entry that other replicas may have applied.
 func (m *machine) Apply(index uint64, data []byte) (any, error) {
-	op, err := decodePayload(m.reg, data)
+	op, err := m.DecodeOperation(data)
 	if err != nil {
 		return nil, fmt.Errorf("entry %d: %w", index, err)
 	}
 	start := time.Now() // for the metric only; the state never sees the clock
-	res, opErr := m.repo.applyOp(index, op)
+	res, opErr := m.repo.Apply(index, op)
 	m.metrics.applyDuration.Observe(time.Since(start).Seconds())
 	return res, opErr
 }
-
-// Snapshot implements raftstore.StateMachine.
-func (m *machine) Snapshot() ([]byte, error) { return m.repo.Snapshot() }
 
 // CaptureSnapshot implements raftstore.SnapshotCapturer: the node
 // serialises the state in the background instead of between two applies.
@@ -249,6 +220,3 @@ func (m *machine) CaptureSnapshot() (func() ([]byte, error), error) {
 func (m *machine) CaptureSnapshotAppend() (func(dst []byte) ([]byte, error), error) {
 	return m.repo.capture(), nil
 }
-
-// Restore implements raftstore.StateMachine.
-func (m *machine) Restore(b []byte) error { return m.repo.Restore(b) }

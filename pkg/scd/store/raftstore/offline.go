@@ -36,7 +36,7 @@ func InitialSnapshotData(st *memstore.State, index uint64) ([]byte, error) {
 	if st == nil {
 		return nil, fmt.Errorf("scd raftstore: nil state")
 	}
-	m := &machine{reg: NewRegistry(), repo: &stateRepo{st: st, index: index}, metrics: newMetrics()}
+	m := newMachine(&stateRepo{st: st, index: index})
 	return generic.InitialSnapshot(m)
 }
 
@@ -47,7 +47,7 @@ func InitialSnapshotData(st *memstore.State, index uint64) ([]byte, error) {
 // error, as it would stop the node.
 func ReadDataDir(dir string, lg *zap.Logger) (*memstore.State, consensus.ReplayInfo, error) {
 	repo := newStateRepo()
-	m := &machine{reg: NewRegistry(), repo: repo, metrics: newMetrics()}
+	m := newMachine(repo)
 	info, err := generic.ReplayDataDir(dir, m, lg)
 	if err != nil {
 		return nil, info, err

@@ -53,9 +53,8 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.NewTransport == nil {
 		return nil, errors.New("scd raftstore: Config.NewTransport is required")
 	}
-	reg := NewRegistry()
 	repo := newStateRepo()
-	m := &machine{reg: reg, repo: repo, metrics: newMetrics()}
+	m := newMachine(repo)
 	gen, err := generic.Open(generic.Config{
 		Consensus:    cfg.Consensus,
 		StateMachine: m,
@@ -66,9 +65,9 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s := &Store{
 		gen: gen,
-		// The OperationMachine encodes proposals and serves reads (View);
-		// applying goes through machine, which shares its registry and repo.
-		ops:     generic.NewOperationStore(gen, generic.NewOperationMachine(reg, generic.Repo[repos.Repo](repo))),
+		// machine's OperationMachine encodes proposals and serves reads
+		// (View); machine.Apply decodes and applies with its metric.
+		ops:     generic.NewOperationStore(gen, m.OperationMachine),
 		repo:    repo,
 		metrics: m.metrics,
 		stopc:   make(chan struct{}),
