@@ -100,36 +100,27 @@ func ParseGetSubscription(ri RequestInfo, id string) (*scd.GetSubscription, erro
 
 // ParseDeleteOperationalIntent is endpoint 5: ID, then a non-empty OVN.
 func ParseDeleteOperationalIntent(ri RequestInfo, id, ovn string) (*scd.DeleteOperationalIntent, error) {
-	eid, err := parseID("entityid", id)
+	eid, err := parseIDAndVersion("entityid", id, "ovn", ovn)
 	if err != nil {
 		return nil, err
-	}
-	if ovn == "" {
-		return nil, badRequest("missing ovn")
 	}
 	return &scd.DeleteOperationalIntent{Caller: ri.Caller, ID: eid, OVN: models.OVN(ovn)}, nil
 }
 
 // ParseDeleteConstraint is endpoint 10: ID, then a non-empty OVN.
 func ParseDeleteConstraint(ri RequestInfo, id, ovn string) (*scd.DeleteConstraint, error) {
-	eid, err := parseID("entityid", id)
+	eid, err := parseIDAndVersion("entityid", id, "ovn", ovn)
 	if err != nil {
 		return nil, err
-	}
-	if ovn == "" {
-		return nil, badRequest("missing ovn")
 	}
 	return &scd.DeleteConstraint{Caller: ri.Caller, ID: eid, OVN: models.OVN(ovn)}, nil
 }
 
 // ParseDeleteSubscription is endpoint 15: ID, then a non-empty version.
 func ParseDeleteSubscription(ri RequestInfo, id, version string) (*scd.DeleteSubscription, error) {
-	sid, err := parseID("subscriptionid", id)
+	sid, err := parseIDAndVersion("subscriptionid", id, "version", version)
 	if err != nil {
 		return nil, err
-	}
-	if version == "" {
-		return nil, badRequest("missing version")
 	}
 	return &scd.DeleteSubscription{Caller: ri.Caller, ID: sid, Version: version}, nil
 }
@@ -382,4 +373,17 @@ func (e *extents) unionModel(cells []models.CellID) models.Volume4D {
 		m.AltitudeUpper = &u.upper
 	}
 	return m
+}
+
+// parseIDAndVersion checks the two path parameters of a delete: the ID,
+// then a non-empty OVN or version (spec §1: an empty one is a 400).
+func parseIDAndVersion(idField, id, versionField, version string) (models.ID, error) {
+	eid, err := parseID(idField, id)
+	if err != nil {
+		return "", err
+	}
+	if version == "" {
+		return "", badRequest("missing %s", versionField)
+	}
+	return eid, nil
 }

@@ -18,10 +18,9 @@ import (
 
 // server implements transportpb.RaftServer for one GRPCTransport.
 type server struct {
-	// Embedded as protoc-gen-go-grpc requires (forward compatibility: a
-	// method added to the service later answers codes.Unimplemented instead
-	// of breaking the build); Stream, the only method, is implemented below.
-	transportpb.UnimplementedRaftServer
+	// UnsafeRaftServer: a method added to the service must be implemented
+	// here before the build passes, rather than answer an error at run time.
+	transportpb.UnsafeRaftServer
 	t *GRPCTransport
 }
 
