@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -108,6 +109,31 @@ func TestNewStateFromEntitiesNormalisesAndRefuses(t *testing.T) {
 	} {
 		if _, err := NewStateFromEntities(tt.e); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: got %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestSlotSet: add reports each slot new exactly once until slotSetMax
+// distinct slots, then everything (the search sorts its candidates then).
+func TestSlotSet(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, distinct := range []int{0, 1, 50, slotSetMax, slotSetMax + 1, 3 * slotSetMax} {
+		var s slotSet
+		seen := map[uint32]bool{}
+		for range 20 * (distinct + 1) {
+			slot := uint32(rng.IntN(distinct+1)) * 7919 // spread, with collisions mod the table size
+			if distinct == 0 {
+				slot = 0
+			}
+			got := s.add(slot)
+			want := !seen[slot] || s.overflowed
+			if got != want {
+				t.Fatalf("distinct %d: add(%d) = %v, want %v (seen %v, overflowed %v)", distinct, slot, got, want, seen[slot], s.overflowed)
+			}
+			seen[slot] = true
+		}
+		if wantOverflow := len(seen) > slotSetMax; s.overflowed != wantOverflow {
+			t.Errorf("distinct %d: overflowed = %v, want %v", len(seen), s.overflowed, wantOverflow)
 		}
 	}
 }

@@ -252,31 +252,47 @@ func (r *repo) IncrementNotificationIndices(_ context.Context, kind models.Subsc
 	default:
 		return nil, models.Errorf(models.CodeInternal, "memstore: unknown subscriber kind %d", kind)
 	}
-	found, err := r.matchSubs(v, flag)
+	q, err := queryCells(v)
 	if err != nil {
 		return nil, err
 	}
+	f := newFilter(v, false)
+	found := r.s.subs.searchKeyed(q, &f, flag)
 	// Check before writing anything, so an overflow (the SQL int4 column
 	// would reject it too) fails the whole operation cleanly.
-	for _, s := range found {
-		if s.NotificationIndex == math.MaxInt32 {
-			return nil, models.Errorf(models.CodeInternal, "memstore: notification index of subscription %s would overflow", s.ID)
+	for _, k := range found {
+		if k.e.NotificationIndex == math.MaxInt32 {
+			return nil, models.Errorf(models.CodeInternal, "memstore: notification index of subscription %s would overflow", k.id)
 		}
 	}
 	// Every matching subscription is incremented exactly once (spec §9),
 	// uncapped: a lost increment would hide a change from its subscriber.
+	// Stored entities are immutable, so each increment installs a new
+	// copy; every write of the DSS pays this for each subscription over its
+	// area, so the copies are allocated bumpChunk at a time rather than one
+	// by one (a chunk stays alive while any of its copies is stored: at
+	// most bumpChunk-1 stale copies per live one).
 	out := make([]models.Subscription, len(found))
 	res := make([]*models.Subscription, len(found))
-	for i, old := range found {
-		out[i] = *old
-		out[i].NotificationIndex++ // UpdatedAt untouched: the version stays (spec §3.6)
-		stored := out[i]
-		r.s.undo = append(r.s.undo, undoEntry{kind: kindSub, id: string(old.ID), sub: old})
-		r.s.bumpSub(&stored)
+	var chunk []models.Subscription
+	for i, k := range found {
+		if len(chunk) == 0 {
+			chunk = make([]models.Subscription, min(bumpChunk, len(found)-i))
+		}
+		next := &chunk[0]
+		chunk = chunk[1:]
+		*next = *k.e
+		next.NotificationIndex++ // UpdatedAt untouched: the version stays (spec §3.6)
+		r.s.undo = append(r.s.undo, undoEntry{kind: kindSub, id: string(k.id), sub: k.e})
+		r.s.bumpSub(k.slot, next)
+		out[i] = *next
 		res[i] = &out[i]
 	}
 	return res, nil
 }
+
+// bumpChunk is how many incremented subscriptions share one allocation.
+const bumpChunk = 16
 
 // ---- Constraints ----
 

@@ -335,12 +335,12 @@ func (s *State) restoreSub(sub *models.Subscription) {
 	s.subs.put(sub)
 }
 
-// bumpSub stores sub in place of the stored subscription with the same ID,
-// of which it is a copy with another NotificationIndex: same strings, cells
-// and bounds, so the intern table and the index stay as they are. This is
-// what every write pays per matching subscription (spec §9).
-func (s *State) bumpSub(sub *models.Subscription) {
-	s.subs.replaceSame(sub)
+// bumpSub stores sub in slot, in place of the subscription there, of which
+// it is a copy with another NotificationIndex: same ID, strings, cells and
+// bounds, so the intern table and the index stay as they are. This is what
+// every write pays per matching subscription (spec §9).
+func (s *State) bumpSub(slot uint32, sub *models.Subscription) {
+	s.subs.slots[slot] = sub
 }
 
 func (s *State) removeSub(id models.ID) *models.Subscription {

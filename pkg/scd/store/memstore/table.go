@@ -100,13 +100,6 @@ func (t *table[T]) put(e *T) uint32 {
 	return slot
 }
 
-// replaceSame installs e in place of the stored entity with the same ID,
-// which must have the same cells and bounds (a notification index
-// increment): no index changes, so nothing but the pointer is written.
-func (t *table[T]) replaceSame(e *T) {
-	t.slots[t.byID[t.idOf(e)]] = e
-}
-
 // remove deletes the entity with this ID and returns it (nil if absent) and
 // the slot it occupied.
 func (t *table[T]) remove(id models.ID) (*T, uint32) {
@@ -228,11 +221,49 @@ func (t *table[T]) search(q []models.CellID, f *filter, extra func(*T) bool) []*
 	return entitiesOf(t.searchKeyed(q, f, extra))
 }
 
+// slotSet drops the duplicate candidates of a search as they are found: an
+// entity covering several query cells is listed in each of their index
+// lists (a subscription over a 10 km tile is a candidate in every cell of
+// a 2 km flight inside it). It is a small open-addressing set that lives
+// on the stack; past slotSetMax distinct slots it stops filtering
+// (overflowed), and the caller sorts the candidates instead.
+type slotSet struct {
+	keys       [2 * slotSetMax]uint32 // slot+1; 0 is empty
+	n          int
+	overflowed bool
+}
+
+const slotSetMax = 128
+
+// add reports whether slot is new to the set, or the set has overflowed.
+func (s *slotSet) add(slot uint32) bool {
+	if s.overflowed {
+		return true
+	}
+	key := slot + 1
+	const mask = 2*slotSetMax - 1
+	for i := (key * 0x9E3779B1) >> 24 & mask; ; i = (i + 1) & mask {
+		switch s.keys[i] {
+		case key:
+			return false
+		case 0:
+			if s.n == slotSetMax {
+				s.overflowed = true
+				return true
+			}
+			s.keys[i] = key
+			s.n++
+			return true
+		}
+	}
+}
+
 // searchKeyed is search returning each entity with its slot.
 func (t *table[T]) searchKeyed(q []models.CellID, f *filter, extra func(*T) bool) []byIDKey[T] {
 	// Room for the candidates of a typical search on the stack.
 	var buf [256]uint32
 	cand := buf[:0]
+	var seen slotSet
 	for _, c := range q {
 		list := t.cells[c]
 		if f.hasEnd {
@@ -240,12 +271,12 @@ func (t *table[T]) searchKeyed(q []models.CellID, f *filter, extra func(*T) bool
 			list = list[startingBy(list, f.end):]
 		}
 		for k := range list {
-			if f.accepts(&list[k].b) {
+			if f.accepts(&list[k].b) && seen.add(list[k].slot) {
 				cand = append(cand, list[k].slot)
 			}
 		}
 	}
-	if len(q) > 1 {
+	if seen.overflowed {
 		slices.Sort(cand)
 		cand = slices.Compact(cand)
 	}
