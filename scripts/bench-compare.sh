@@ -12,9 +12,10 @@
 # each target in turn, interleaved round by round (raft3, raft1, sql,
 # raft3log, raft3, ...) so that drifting machine load hits every target
 # alike. raft3log is a second 3-node cluster started with
-# --raft_reads_via_log (every read commits a log entry first, a testing
-# flag) and runs W3 only: it is the "reads through the log" baseline of the
-# W3 ratio. Each dssbench run also calibrates fdatasync and loopback HTTP.
+# --raft_reads_via_log (every read is proposed as a log entry and executed
+# through the log on every replica, the proposer answering from its own
+# apply; a benchmark-only flag that all three nodes run with) and runs W3
+# only: it is the "reads through the log" baseline of the W3 ratio. Each dssbench run also calibrates fdatasync and loopback HTTP.
 # It ends with "dssbench compare": the headline numbers per target and the
 # issue's target ratios, each marked met or MISSED (W1 raft3/sql ≥ 10, W1
 # raft3/fdatasync rate ≥ 1, W2 peak/W1 at the same concurrency ≥ 0.5 with

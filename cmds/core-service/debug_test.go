@@ -2,26 +2,71 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
 	"testing"
-
-	"github.com/raftdss/dss/pkg/models"
-	"github.com/raftdss/dss/pkg/scd"
-	"github.com/raftdss/dss/pkg/scd/store/memstore"
+	"time"
 )
 
-// TestReadsViaLogAnswersLikeTheStore: the probe entry changes nothing and
-// the read's own answer comes back unchanged.
-func TestReadsViaLogAnswersLikeTheStore(t *testing.T) {
-	st := readsViaLog{memstore.New()}
-	_, err := st.Transact(context.Background(), &scd.GetOperationalIntent{Caller: "uss1", ID: "0b1e7a6e-8f5d-4f3c-9a4e-2d3c4b5a6f70"})
-	if models.CodeOf(err) != models.CodeNotFound {
-		t.Fatalf("get of an absent OIR: %v, want not found", err)
+// TestReadsViaLogFlag: with --raft_reads_via_log every read is a log entry
+// of its own (the applied index advances by one per read, and the read
+// counts as a committed proposal) that leaves the state alone, and answers
+// as usual; a node restarted on that data directory without the flag stops
+// at the first read entry, as documented.
+func TestReadsViaLogFlag(t *testing.T) {
+	cfg, err := parseFlags([]string{"--dev", "--raft_reads_via_log"}, io.Discard)
+	if err != nil || !cfg.raft.readsViaLog {
+		t.Fatalf("--raft_reads_via_log not parsed: %v %+v", err, cfg)
 	}
-	res, err := st.Transact(context.Background(), &scd.GetUssAvailability{USS: "uss1"})
-	if err != nil {
-		t.Fatalf("availability read: %v", err)
+	if cfg, err = parseFlags([]string{"--dev"}, io.Discard); err != nil || cfg.raft.readsViaLog {
+		t.Fatalf("reads via the log must be off by default: %v %+v", err, cfg)
 	}
-	if _, ok := res.(scd.AvailabilityView); !ok {
-		t.Fatalf("availability read answered %T", res)
+
+	devDir, dataDir := t.TempDir(), t.TempDir()
+	args := append([]string{"--raft_data_dir", dataDir, "--raft_addr", "127.0.0.1:0"}, fastRaft...)
+	n := startNode(t, devDir, append(args, "--raft_reads_via_log")...)
+	n.waitReady()
+	if code, body := n.call("PUT", "/dss/v1/uss_availability/uss1", `{"availability": "Down"}`); code != http.StatusOK {
+		t.Fatalf("PUT availability: %d %s", code, body)
+	}
+	st := n.status()
+	query := `{"area_of_interest": {"volume": {"outline_circle": {"center": {"lat": 46.97, "lng": 7.47},
+		"radius": {"value": 300, "units": "M"}}}}}`
+	const rounds = 5
+	for i := range rounds {
+		if code, body := n.call("GET", "/dss/v1/uss_availability/uss1", ""); code != http.StatusOK || !strings.Contains(body, "Down") {
+			t.Fatalf("GET availability: %d %s", code, body)
+		}
+		if code, body := n.call("POST", "/dss/v1/operational_intent_references/query", query); code != http.StatusOK {
+			t.Fatalf("query: %d %s", code, body)
+		}
+		after := n.status()
+		if want := st.AppliedIndex + 2*uint64(i+1); after.AppliedIndex != want || after.StateHash != st.StateHash {
+			t.Fatalf("after %d reads: applied index %d (want %d), hash %s (want %s, unchanged)",
+				2*(i+1), after.AppliedIndex, want, after.StateHash, st.StateHash)
+		}
+	}
+	_, metrics := n.call("GET", "/metrics", "")
+	if want := fmt.Sprintf("dss_raft_proposals_committed_total %d", 1+2*rounds); !strings.Contains(metrics, want) {
+		t.Errorf("/metrics lacks %q", want)
+	}
+	if code := n.stop(); code != exitOK {
+		t.Fatalf("exit code %d; stderr:\n%s", code, n.stderr.String())
+	}
+
+	// Bounded: a node that wrongly accepted the entries would serve on.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stdout, stderr syncBuffer
+	code := run(ctx, append([]string{"--dev", "--dev_dir", devDir, "--addr", "127.0.0.1:0"}, args...),
+		&stdout, &stderr)
+	if code != exitFailure {
+		t.Fatalf("restart without --raft_reads_via_log: exit code %d, want %d; stderr:\n%s", code, exitFailure, stderr.String())
+	}
+	if !regexp.MustCompile(`undecodable entry.*read-only operation`).MatchString(stderr.String()) {
+		t.Fatalf("the log does not say why:\n%s", stderr.String())
 	}
 }

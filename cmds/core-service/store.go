@@ -102,8 +102,9 @@ func (c *raftConfig) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.tlsKey, "raft_tls_key", "", "PEM private key of --raft_tls_cert")
 	fs.StringVar(&c.tlsCA, "raft_tls_ca", "", "PEM CA certificate that signed every node's raft certificate")
 	fs.BoolVar(&c.readsViaLog, "raft_reads_via_log", false,
-		"testing only: every read first commits a Raft log entry, as a DSS that proposes its reads would; "+
-			"for measuring what ReadIndex reads save (answers are unchanged, only slower)")
+		"benchmarks only: every read is proposed as a Raft log entry and executed by every replica when applied, "+
+			"as in a DSS without ReadIndex reads, to measure what ReadIndex reads save (answers are unchanged, only slower); "+
+			"every node of the cluster must run with the same setting: a node without it stops at the first read entry")
 }
 
 // resolve validates the flags and fills in peers and addr.
@@ -248,7 +249,8 @@ func openRaftStore(rc *raftConfig, log *zap.Logger, reg prometheus.Registerer) (
 			rlog.Info("raft transport listening", zap.String("addr", t.Addr()), zap.Bool("mtls", tlsCfg != nil))
 			return t, nil
 		},
-		Registerer: reg,
+		Registerer:  reg,
+		ReadsViaLog: rc.readsViaLog,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the Raft store in %s: %w", rc.dataDir, err)
@@ -260,10 +262,9 @@ func openRaftStore(rc *raftConfig, log *zap.Logger, reg prometheus.Registerer) (
 	slices.Sort(members)
 	log.Info("raft store open", zap.Uint64("node_id", rc.nodeID), zap.Uint64s("initial_members", members),
 		zap.String("data_dir", rc.dataDir))
-	var store scd.Store = st
 	if rc.readsViaLog {
-		log.Warn("--raft_reads_via_log: every read commits a log entry first (testing only)")
-		store = readsViaLog{st}
+		log.Warn("--raft_reads_via_log: every read is proposed through the Raft log and executed by every replica " +
+			"(benchmarks only; every node of the cluster must run with it)")
 	}
-	return &backend{store: store, raft: st, done: st.Done(), err: st.Err, close: st.Stop}, nil
+	return &backend{store: st, raft: st, done: st.Done(), err: st.Err, close: st.Stop}, nil
 }

@@ -23,8 +23,8 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	num := fs.String("num", "raft3", "label of the numerator target")
 	den := fs.String("den", "sql", "label of the denominator target")
 	viaLog := fs.String("via_log", "raft3log",
-		"label of the target whose reads go through the Raft log (core-service --raft_reads_via_log), "+
-			"the denominator of the W3 read ratio")
+		"label of the target whose reads go through the Raft log (core-service --raft_reads_via_log: "+
+			"each read is proposed as a log entry and executed by every replica), the denominator of the W3 read ratio")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK

@@ -13,11 +13,12 @@ import (
 // closures around them, so that it can act on what they declare (e.g. raise
 // the write time of a store.Timestamped operation).
 type Repo[R any] interface {
-	// Apply runs write operation op, the entry at log index, with exclusive
-	// access. When op returns an error, the repository must be left exactly
-	// as before (undo log or copy on write). The context op gets carries no
-	// deadline: a committed entry must run to completion identically on
-	// every replica.
+	// Apply runs op, the entry at log index, with exclusive access: a write
+	// operation, or, only under OperationOptions.ReadsViaLog, a read-only one,
+	// which must leave the repository exactly as it was (as must a write
+	// that returns an error: undo log or copy on write). The context op gets
+	// carries no deadline: a committed entry must run to completion
+	// identically on every replica.
 	Apply(index uint64, op store.Operation[R]) (any, error)
 	// View runs read-only operation op with shared (read) access,
 	// concurrently with other Views.
@@ -27,19 +28,48 @@ type Repo[R any] interface {
 	Restore([]byte) error
 }
 
+// OperationOptions configures an OperationMachine and the OperationStore
+// over it. The zero value is the production configuration.
+type OperationOptions struct {
+	// ReadsViaLog is for benchmarks only: it sends read-only operations
+	// through the Raft log, as a store without ReadIndex reads would.
+	// OperationStore.Transact proposes a read-only op like a write, every
+	// replica executes it (Repo.Apply) when it applies the entry, and the
+	// proposer answers with the result of its own apply. DecodeOperation then
+	// accepts read-only operations in the log.
+	//
+	// Every node of a cluster must run with the same setting: a node without
+	// it refuses the first read entry it meets as undecodable and stops, by
+	// design (reads never enter the log of a production cluster, so one
+	// there means a foreign or corrupt writer). The same holds for a restart
+	// on a data directory holding read entries, and for offline tools that
+	// replay it.
+	ReadsViaLog bool
+}
+
 // OperationMachine is a StateMachine whose entries are store.Operation[R]s
 // encoded with a store.Registry[R]: payload = big-endian uint16 OpType |
 // the codec's encoding.
 type OperationMachine[R any] struct {
 	reg  *store.Registry[R]
 	repo Repo[R]
+	opts OperationOptions
 }
 
 // NewOperationMachine returns the state machine for reg's operations over
-// repo.
+// repo, with the zero (production) OperationOptions.
 func NewOperationMachine[R any](reg *store.Registry[R], repo Repo[R]) *OperationMachine[R] {
-	return &OperationMachine[R]{reg: reg, repo: repo}
+	return NewOperationMachineWith(reg, repo, OperationOptions{})
 }
+
+// NewOperationMachineWith is NewOperationMachine with opts. An
+// OperationStore over the machine follows the same opts.
+func NewOperationMachineWith[R any](reg *store.Registry[R], repo Repo[R], opts OperationOptions) *OperationMachine[R] {
+	return &OperationMachine[R]{reg: reg, repo: repo, opts: opts}
+}
+
+// Options returns the options the machine was built with.
+func (m *OperationMachine[R]) Options() OperationOptions { return m.opts }
 
 // EncodeOperation builds the log payload for op.
 func (m *OperationMachine[R]) EncodeOperation(op store.Operation[R]) ([]byte, error) {
@@ -52,11 +82,12 @@ func (m *OperationMachine[R]) EncodeOperation(op store.Operation[R]) ([]byte, er
 }
 
 // DecodeOperation is the inverse of EncodeOperation for a log entry. An
-// undecodable payload (short, unknown type, codec error) or a read-only
-// operation (reads never enter the log: one there means a foreign or corrupt
-// writer) is an error wrapping ErrUndecodable: every replica runs the same
-// registry, so it means version skew or corruption, and stopping beats
-// diverging.
+// undecodable payload (short, unknown type, codec error) or, unless
+// OperationOptions.ReadsViaLog is set, a read-only operation (reads never
+// enter the log: one there means a foreign or corrupt writer, or a node of a
+// benchmark cluster run with ReadsViaLog) is an error wrapping
+// ErrUndecodable: every replica runs the same registry, so it means version
+// skew or corruption, and stopping beats diverging.
 func (m *OperationMachine[R]) DecodeOperation(data []byte) (store.Operation[R], error) {
 	if len(data) < 2 {
 		return nil, fmt.Errorf("%w: operation payload of %d bytes", ErrUndecodable, len(data))
@@ -65,14 +96,16 @@ func (m *OperationMachine[R]) DecodeOperation(data []byte) (store.Operation[R], 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUndecodable, err)
 	}
-	if op.ReadOnly() {
-		return nil, fmt.Errorf("%w: read-only operation type %d in the log", ErrUndecodable, op.Type())
+	if op.ReadOnly() && !m.opts.ReadsViaLog {
+		return nil, fmt.Errorf("%w: read-only operation type %d in the log (only nodes run with ReadsViaLog accept one)",
+			ErrUndecodable, op.Type())
 	}
 	return op, nil
 }
 
 // Apply decodes (DecodeOperation) and executes one operation through
-// Repo.Apply. An undecodable entry changes nothing.
+// Repo.Apply, a read-only one too (under ReadsViaLog). An undecodable entry
+// changes nothing.
 func (m *OperationMachine[R]) Apply(index uint64, data []byte) (any, error) {
 	op, err := m.DecodeOperation(data)
 	if err != nil {
@@ -104,9 +137,11 @@ func NewOperationStore[R any](s *Store, m *OperationMachine[R]) *OperationStore[
 
 // Transact implements store.Store. A read-only op runs after a ReadIndex
 // barrier under the repository's read lock and never enters the log; any
-// other op is proposed and its result returned once applied here.
+// other op, and under OperationOptions.ReadsViaLog a read-only op too, is
+// proposed and its result returned once applied here (Store.Transact: its
+// errors, ErrIndeterminate included, are the same for both).
 func (o *OperationStore[R]) Transact(ctx context.Context, op store.Operation[R]) (any, error) {
-	if op.ReadOnly() {
+	if op.ReadOnly() && !o.m.opts.ReadsViaLog {
 		return o.s.Read(ctx, func() (any, error) { return o.m.repo.View(ctx, op) })
 	}
 	payload, err := o.m.EncodeOperation(op)

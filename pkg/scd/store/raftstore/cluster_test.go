@@ -33,25 +33,35 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // cluster is an in-process cluster of SCD stores over memnet, with real
 // WALs in temporary directories.
 type cluster struct {
-	t      *testing.T
-	lg     *zap.Logger
-	net    *memnet.Network
-	peers  map[uint64]string
-	dirs   map[uint64]string
-	tune   func(*consensus.Config)
-	stores map[uint64]*Store
+	t     *testing.T
+	lg    *zap.Logger
+	net   *memnet.Network
+	peers map[uint64]string
+	dirs  map[uint64]string
+	tune  func(*consensus.Config)
+	// readsViaLog, when set, says which nodes run with Config.ReadsViaLog.
+	readsViaLog func(id uint64) bool
+	stores      map[uint64]*Store
 }
 
 func newCluster(t *testing.T, n int, tune func(*consensus.Config)) *cluster {
 	t.Helper()
+	return newClusterReadsViaLog(t, n, tune, nil)
+}
+
+// newClusterReadsViaLog is newCluster whose nodes for which readsViaLog
+// holds run with Config.ReadsViaLog.
+func newClusterReadsViaLog(t *testing.T, n int, tune func(*consensus.Config), readsViaLog func(id uint64) bool) *cluster {
+	t.Helper()
 	c := &cluster{
-		t:      t,
-		lg:     zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)),
-		net:    memnet.New(1),
-		peers:  map[uint64]string{},
-		dirs:   map[uint64]string{},
-		tune:   tune,
-		stores: map[uint64]*Store{},
+		t:           t,
+		lg:          zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)),
+		net:         memnet.New(1),
+		peers:       map[uint64]string{},
+		dirs:        map[uint64]string{},
+		tune:        tune,
+		readsViaLog: readsViaLog,
+		stores:      map[uint64]*Store{},
 	}
 	for id := uint64(1); id <= uint64(n); id++ {
 		c.peers[id] = fmt.Sprintf("node-%d", id)
@@ -99,6 +109,7 @@ func (c *cluster) config(id uint64) Config {
 		NewTransport: func(h transport.Handler) (transport.Transport, error) {
 			return c.net.Transport(id, h), nil
 		},
+		ReadsViaLog: c.readsViaLog != nil && c.readsViaLog(id),
 	}
 }
 

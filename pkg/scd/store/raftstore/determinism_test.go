@@ -18,7 +18,7 @@ import (
 // reference store.
 func recordWorkload(t *testing.T, seed uint64, n int) ([][]byte, *memstore.Store) {
 	t.Helper()
-	om := newMachine(newStateRepo())
+	om := newMachine(newStateRepo(), generic.OperationOptions{})
 	ref := memstore.New()
 	w := newWorkload(seed)
 	var payloads [][]byte
@@ -70,7 +70,7 @@ func TestReplayIsDeterministic(t *testing.T) {
 		}
 	}
 	for i := range 3 {
-		m := newMachine(newStateRepo())
+		m := newMachine(newStateRepo(), generic.OperationOptions{})
 		replay(m, 0, payloads)
 		if got := m.repo.st.Hash(); got != want {
 			t.Fatalf("replay %d: hash %x, want %x", i, got, want)
@@ -81,13 +81,13 @@ func TestReplayIsDeterministic(t *testing.T) {
 	}
 
 	half := len(payloads) / 2
-	m := newMachine(newStateRepo())
+	m := newMachine(newStateRepo(), generic.OperationOptions{})
 	replay(m, 0, payloads[:half])
 	snap, err := m.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	restored := newMachine(newStateRepo())
+	restored := newMachine(newStateRepo(), generic.OperationOptions{})
 	if err := restored.Restore(snap); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestReplayIsDeterministic(t *testing.T) {
 
 func TestUndecodableEntriesAreFatalAndChangeNothing(t *testing.T) {
 	payloads, _ := recordWorkload(t, 7, 50)
-	m := newMachine(newStateRepo())
+	m := newMachine(newStateRepo(), generic.OperationOptions{})
 	for i, p := range payloads {
 		_, _ = m.Apply(uint64(i+1), p)
 	}
@@ -131,7 +131,7 @@ func TestUndecodableEntriesAreFatalAndChangeNothing(t *testing.T) {
 
 func TestCorruptSnapshotLeavesStateAlone(t *testing.T) {
 	payloads, _ := recordWorkload(t, 9, 60)
-	m := newMachine(newStateRepo())
+	m := newMachine(newStateRepo(), generic.OperationOptions{})
 	for i, p := range payloads {
 		_, _ = m.Apply(uint64(i+1), p)
 	}

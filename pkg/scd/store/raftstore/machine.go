@@ -45,6 +45,10 @@ var _ generic.Repo[repos.Repo] = (*stateRepo)(nil)
 // store.Timestamped operation that does not advance past the previous write
 // (spec §10: strictly increasing per log, so OVNs never repeat). The index is
 // recorded whether op succeeds or not: the entry was applied either way.
+//
+// A read-only op (a read entry, only under Config.ReadsViaLog) runs the same
+// way; State.Apply gives it a view whose writes fail, records no undo and
+// leaves the write time alone, so the state and its hash are unchanged.
 func (r *stateRepo) Apply(index uint64, op store.Operation[repos.Repo]) (any, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -170,7 +174,8 @@ func (r *stateRepo) Restore(b []byte) error {
 
 // machine is the raftstore.StateMachine of the SCD store: the generic
 // OperationMachine (payload = big-endian OpType | codec encoding, decoded by
-// DecodeOperation, which also refuses read-only operations in the log) over
+// DecodeOperation, which also refuses read-only operations in the log unless
+// built with ReadsViaLog) over
 // stateRepo (Snapshot and Restore are its), plus the apply-duration metric
 // and background snapshots.
 type machine struct {
@@ -186,9 +191,9 @@ var (
 )
 
 // newMachine returns the state machine over repo with the SCD registry.
-func newMachine(repo *stateRepo) *machine {
+func newMachine(repo *stateRepo, opts generic.OperationOptions) *machine {
 	return &machine{
-		OperationMachine: generic.NewOperationMachine(NewRegistry(), generic.Repo[repos.Repo](repo)),
+		OperationMachine: generic.NewOperationMachineWith(NewRegistry(), generic.Repo[repos.Repo](repo), opts),
 		repo:             repo,
 		metrics:          newMetrics(),
 	}

@@ -23,8 +23,9 @@ func newMetrics() *Metrics {
 		}),
 		proposalsCommitted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dss_raft_proposals_committed_total",
-			Help: "Write operations proposed by this node that committed and were applied " +
-				"(including those whose operation returned an error such as a failed OVN check).",
+			Help: "Operations proposed by this node that committed and were applied " +
+				"(including those whose operation returned an error such as a failed OVN check): " +
+				"writes, and with --raft_reads_via_log (benchmarks only) reads too.",
 		}),
 		proposalsFailed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dss_raft_proposals_failed_total",
@@ -33,7 +34,8 @@ func newMetrics() *Metrics {
 		}),
 		readsFailed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dss_raft_reads_failed_total",
-			Help: "Reads whose ReadIndex barrier was not confirmed (no quorum, timeout), answered 503.",
+			Help: "Reads answered 503: their ReadIndex barrier was not confirmed (no quorum, timeout), " +
+				"or with --raft_reads_via_log their log entry was not applied here in time.",
 		}),
 		applyDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "dss_raft_apply_duration_seconds",

@@ -36,7 +36,7 @@ func InitialSnapshotData(st *memstore.State, index uint64) ([]byte, error) {
 	if st == nil {
 		return nil, fmt.Errorf("scd raftstore: nil state")
 	}
-	m := newMachine(&stateRepo{st: st, index: index})
+	m := newMachine(&stateRepo{st: st, index: index}, generic.OperationOptions{})
 	return generic.InitialSnapshot(m)
 }
 
@@ -44,10 +44,11 @@ func InitialSnapshotData(st *memstore.State, index uint64) ([]byte, error) {
 // the newest snapshot plus every committed entry after it, applied by the
 // same state machine as the node's (generic.ReplayDataDir), without starting
 // raft or writing into dir. An entry the state machine cannot decode is an
-// error, as it would stop the node.
+// error, as it would stop the node; so is a read entry, left by a node run
+// with Config.ReadsViaLog (benchmarks only).
 func ReadDataDir(dir string, lg *zap.Logger) (*memstore.State, consensus.ReplayInfo, error) {
 	repo := newStateRepo()
-	m := newMachine(repo)
+	m := newMachine(repo, generic.OperationOptions{})
 	info, err := generic.ReplayDataDir(dir, m, lg)
 	if err != nil {
 		return nil, info, err

@@ -27,6 +27,18 @@ type Config struct {
 	// Registerer receives the store's metrics; nil keeps them unregistered.
 	// Each open Store needs its own (Open fails on a duplicate).
 	Registerer prometheus.Registerer
+	// ReadsViaLog is for benchmarks only (core-service
+	// --raft_reads_via_log): read-only operations are proposed as log
+	// entries like writes, executed by every replica when applied, and
+	// answered with the proposer's own apply's result, as in a DSS without
+	// ReadIndex reads (generic.OperationOptions.ReadsViaLog). Answers are
+	// the same; reads cost a commit and an apply on every node.
+	//
+	// Every node of a cluster must run with the same setting: a node without
+	// it stops (ErrUndecodable) at the first read entry it applies, by
+	// design, and so does a restart without it on a data directory holding
+	// read entries, and ReadDataDir.
+	ReadsViaLog bool
 }
 
 // Store is the SCD store on Raft. It implements scd.Store; its methods are
@@ -36,6 +48,8 @@ type Store struct {
 	ops     *generic.OperationStore[repos.Repo]
 	repo    *stateRepo
 	metrics *Metrics
+	// readsViaLog: read-only operations are proposed (Config.ReadsViaLog).
+	readsViaLog bool
 
 	stopOnce sync.Once
 	stopc    chan struct{}
@@ -54,7 +68,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, errors.New("scd raftstore: Config.NewTransport is required")
 	}
 	repo := newStateRepo()
-	m := newMachine(repo)
+	m := newMachine(repo, generic.OperationOptions{ReadsViaLog: cfg.ReadsViaLog})
 	gen, err := generic.Open(generic.Config{
 		Consensus:    cfg.Consensus,
 		StateMachine: m,
@@ -64,7 +78,8 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		gen: gen,
+		gen:         gen,
+		readsViaLog: cfg.ReadsViaLog,
 		// machine's OperationMachine encodes proposals and serves reads
 		// (View); machine.Apply decodes and applies with its metric.
 		ops:     generic.NewOperationStore(gen, m.OperationMachine),
@@ -85,30 +100,47 @@ func Open(cfg Config) (*Store, error) {
 
 // Transact implements scd.Store. Writes are proposed and answered once
 // committed by a majority and applied here; read-only operations run after a
-// ReadIndex barrier and never enter the log. An outcome the store does not
-// know (timeout, lost quorum, node stopping) is models.CodeUnavailable (503):
-// the write may or may not take effect.
+// ReadIndex barrier and never enter the log, or, under Config.ReadsViaLog,
+// are proposed and answered like writes. An outcome the store does not know
+// (timeout, lost quorum, node stopping) is models.CodeUnavailable (503): the
+// write may or may not take effect; a read has no effect either way.
+//
+// Metrics: dss_raft_proposals_committed_total counts the operations this
+// node proposed that were applied (writes, and reads under ReadsViaLog);
+// a write without a known outcome counts in dss_raft_proposals_failed_total,
+// a read answered 503 (barrier or read entry) in dss_raft_reads_failed_total.
 func (s *Store) Transact(ctx context.Context, op scd.Operation) (any, error) {
 	if op == nil {
 		return nil, models.Errorf(models.CodeInternal, "scd raftstore: nil operation")
 	}
+	readOnly := op.ReadOnly()
+	viaLog := !readOnly || s.readsViaLog
 	res, err := s.ops.Transact(ctx, op)
 	var outcome *models.Error
 	if err == nil || errors.As(err, &outcome) {
 		// The operation ran: its error (a failed OVN check...) is its answer.
-		if !op.ReadOnly() {
+		if viaLog {
 			s.metrics.proposalsCommitted.Inc()
 		}
 		return res, err
 	}
-	if op.ReadOnly() {
+	unknown := errors.Is(err, generic.ErrIndeterminate) || errors.Is(err, generic.ErrStopped)
+	switch {
+	case readOnly && !viaLog:
 		// Only the ReadIndex barrier fails this way: no quorum confirmed
 		// this node's view in time, or the node is stopping.
 		s.metrics.readsFailed.Inc()
 		return nil, &models.Error{Code: models.CodeUnavailable,
 			Message: "the DSS cluster cannot confirm a consistent read now", Cause: err}
-	}
-	if errors.Is(err, generic.ErrIndeterminate) || errors.Is(err, generic.ErrStopped) {
+	case readOnly && unknown:
+		// The read's log entry was not applied here in time (or its result
+		// was lost in a snapshot): there is no answer, and nothing changed.
+		s.metrics.readsFailed.Inc()
+		return nil, &models.Error{Code: models.CodeUnavailable,
+			Message: "the read was proposed through the Raft log but no result came back in time " +
+				"(no quorum, timeout or node stopping); reads change nothing, so it is safe to retry",
+			Cause: err}
+	case unknown:
 		s.metrics.proposalsFailed.Inc()
 		return nil, &models.Error{Code: models.CodeUnavailable,
 			Message: "the outcome of the write is unknown (no quorum, timeout or node stopping); it may still take effect",
