@@ -114,7 +114,19 @@ func compare(rows []record, conc int, num, den, viaLog string) string {
 		return byLabel[l]
 	}
 	var fsync []float64
+	// W3 queries/s at every concurrency, per label: the W3 ratio at other
+	// user counts than conc is printed for information (no target).
+	w3ByC := map[string]map[int]*mean{}
 	for _, r := range rows {
+		if r.Kind == kindPhase && r.Role == "" && r.Mode == "closed" && r.Workload == "w3" {
+			if w3ByC[r.Label] == nil {
+				w3ByC[r.Label] = map[int]*mean{}
+			}
+			if w3ByC[r.Label][r.Concurrency] == nil {
+				w3ByC[r.Label][r.Concurrency] = &mean{}
+			}
+			w3ByC[r.Label][r.Concurrency].add(r.Queries)
+		}
 		switch {
 		case r.Kind == kindCalibration && r.Name == "fdatasync_4k":
 			fsync = append(fsync, r.OKPerS)
@@ -216,6 +228,17 @@ func compare(rows []record, conc int, num, den, viaLog string) string {
 	if viaLog != "" && byLabel[viaLog] != nil {
 		ratio(fmt.Sprintf("W3 queries/s %s / %s (reads through the log)", num, viaLog),
 			n.w3Queries, get(viaLog).w3Queries, num, viaLog, targetW3OverLog)
+		var others []int
+		for c := range w3ByC[num] {
+			if c != conc && w3ByC[viaLog][c] != nil {
+				others = append(others, c)
+			}
+		}
+		sort.Ints(others)
+		for _, c := range others {
+			ratio(fmt.Sprintf("W3 queries/s %s / %s at c=%d (information)", num, viaLog, c),
+				*w3ByC[num][c], *w3ByC[viaLog][c], num, viaLog, 0)
+		}
 	} else {
 		b.WriteString("- W3 reads through the log: n/a (no run of a node with --raft_reads_via_log)\n")
 	}

@@ -28,6 +28,10 @@ func TestCompareRatios(t *testing.T) {
 		{Kind: kindPhase, Label: "raft3", Workload: "w3", Mode: "closed", Concurrency: 64, Queries: 5000},
 		{Kind: kindPhase, Label: "sql", Workload: "w3", Mode: "closed", Concurrency: 64, Queries: 500},
 		{Kind: kindPhase, Label: "raft3log", Workload: "w3", Mode: "closed", Concurrency: 64, Queries: 2000},
+		// W3 at another concurrency: an information line, not the target.
+		{Kind: kindPhase, Label: "raft3", Workload: "w3", Mode: "closed", Concurrency: 4, Queries: 3000},
+		{Kind: kindPhase, Label: "raft3log", Workload: "w3", Mode: "closed", Concurrency: 4, Queries: 500},
+		{Kind: kindPhase, Label: "raft3log", Workload: "w3", Mode: "closed", Concurrency: 8, Queries: 700},
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "r.jsonl")
@@ -53,10 +57,14 @@ func TestCompareRatios(t *testing.T) {
 		"W2 peak / W1 at the same concurrency, raft3: 0.25 (5xx in the W2 steps: 0) [≥ 0.5: MISSED]",
 		"W3 queries/s raft3 / raft3log (reads through the log): 2.50 (5000 / 2000) [≥ 5: MISSED]",
 		"| raft3 | 900 | 299.5 |",
+		"W3 queries/s raft3 / raft3log at c=4 (information): 6.00 (3000 / 500)\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "c=8") {
+		t.Errorf("a W3 ratio at c=8, where only raft3log ran:\n%s", out)
 	}
 	if code := runCompare([]string{filepath.Join(dir, "absent")}, &stdout, &stderr); code != exitFailed {
 		t.Errorf("absent file: exit %d", code)
