@@ -47,11 +47,11 @@ func (op *PutUssAvailability) Execute(ctx context.Context, repo repos.Repo) (any
 			return nil, models.Errorf(models.CodeVersionMismatch,
 				"old_version %q is not the current version of the availability of USS %q", op.OldVersion, op.USS)
 		}
-		if err := mustAdvance("availability of USS", op.USS, rec.UpdatedAt, op.Now); err != nil {
-			return nil, err
-		}
 	}
 	next := &models.UssAvailability{USS: op.USS, Availability: op.Availability, UpdatedAt: op.Now}
+	if rec != nil {
+		next.UpdatedAt = writeTime(rec.UpdatedAt, op.Now)
+	}
 	stored := *next
 	if err := repo.UpsertUssAvailability(ctx, &stored); err != nil {
 		return nil, fmt.Errorf("writing the availability of USS %q: %w", op.USS, err)

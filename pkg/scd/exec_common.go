@@ -180,17 +180,19 @@ func onlyDependent(deps []models.ID, id models.ID) bool {
 	return true
 }
 
-// mustAdvance guards spec §3.6: an entity's version must change on every
-// write. Versions derive from the write time, so a write at the same instant
-// as the previous one would repeat it; the stores hand out strictly
-// increasing request times, and a repeat means that guarantee broke.
-func mustAdvance(what string, id string, prev, now time.Time) error {
-	if now.Equal(prev) {
-		return &models.Error{Code: models.CodeInternal,
-			Message: fmt.Sprintf("%s %s was last written at the request time %s; its version would not change",
-				what, id, now.UTC().Format(time.RFC3339Nano))}
+// writeTime is the write time of a new version of an entity last written at
+// prev: the request time now, or one nanosecond past prev when now is not
+// after it. Versions and OVNs derive from write times (spec §3.6), so this
+// makes them change on every write and never repeat an earlier one, even
+// when a clock stood still or stepped back, or when SQL-backed nodes with
+// disagreeing clocks write the same entity in turn. The Raft store hands
+// out strictly increasing times already (store.Timestamped), so there now
+// is always after prev.
+func writeTime(prev, now time.Time) time.Time {
+	if now.After(prev) {
+		return now
 	}
-	return nil
+	return prev.Add(time.Nanosecond)
 }
 
 // deleteErr wraps the failure to delete an entity read earlier in the same

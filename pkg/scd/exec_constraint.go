@@ -68,9 +68,6 @@ func (op *PutConstraint) Execute(ctx context.Context, repo repos.Repo) (any, err
 			return nil, models.Errorf(models.CodeVersionMismatch,
 				"OVN %q is not the current OVN of constraint %s", op.OVN, op.ID)
 		}
-		if err := mustAdvance("constraint", string(op.ID), old.UpdatedAt, op.Now); err != nil {
-			return nil, err
-		}
 		version = old.Version + 1
 	}
 
@@ -84,6 +81,9 @@ func (op *PutConstraint) Execute(ctx context.Context, repo repos.Repo) (any, err
 		EndTime:    *e.EndTime,
 		Cells:      normalizedCells(e.Cells),
 		UpdatedAt:  op.Now,
+	}
+	if old != nil {
+		cr.UpdatedAt = writeTime(old.UpdatedAt, op.Now)
 	}
 	// Fresh pointers: the operation's own values stay out of the repo.
 	if e.AltitudeLower != nil {

@@ -3,8 +3,10 @@ package scd_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/raftdss/dss/pkg/models"
 	"github.com/raftdss/dss/pkg/scd"
@@ -322,5 +324,70 @@ func TestResultsAreReplayable(t *testing.T) {
 	}
 	if a.st.(*memstore.Store).Hash() != b.st.(*memstore.Store).Hash() {
 		t.Fatal("states differ")
+	}
+}
+
+// TestWriteTimesNeverGoBack: a store that does not order write times (the
+// SQL store on nodes whose clocks disagree, or a clock stepped back) may
+// run a write with a request time at or before the entity's last write. The
+// new version is then written one nanosecond after the last, so versions
+// and OVNs still change on every write (spec §3.6) instead of the write
+// failing. (viaRepo is no store.Timestamped, so memstore does not raise the
+// time itself here.)
+func TestWriteTimesNeverGoBack(t *testing.T) {
+	for _, back := range []time.Duration{0, time.Hour} {
+		for _, name := range []string{"put OIR", "put CR", "put sub", "availability"} {
+			t.Run(fmt.Sprintf("%s/%v back", name, back), func(t *testing.T) {
+				e := populated(t)
+				// version and last write time of the entity name writes.
+				state := func() (string, time.Time) {
+					switch name {
+					case "put OIR":
+						o := e.getOIR(id(1)).OIR
+						return string(o.OVN()), o.UpdatedAt
+					case "put CR":
+						c := must[*models.Constraint](e, &scd.GetConstraint{Caller: ussB, ID: id(80)})
+						return string(c.OVN()), c.UpdatedAt
+					case "put sub":
+						s, err := e.getSub(ussB, id(60))
+						if err != nil {
+							t.Fatal(err)
+						}
+						return s.Sub.Version(), s.Sub.UpdatedAt
+					default:
+						return must[scd.AvailabilityView](e, &scd.GetUssAvailability{USS: ussB}).Version, time.Time{}
+					}
+				}
+				version, last := state()
+				op := writeOps(e)[name]
+				stale := last.Add(-back)
+				switch o := op.(type) {
+				case *scd.PutOperationalIntent:
+					o.Now = stale
+				case *scd.PutConstraint:
+					o.Now = stale
+				case *scd.PutSubscription:
+					o.Now = stale
+				case *scd.PutUssAvailability:
+					// Its time is not exposed: write twice at one instant.
+					o.Now = e.tick()
+					if _, err := e.st.Transact(context.Background(), viaRepo{op, &faultyRepo{}}); err != nil {
+						t.Fatal(err)
+					}
+					version, _ = state()
+					o.OldVersion = version
+				}
+				if _, err := e.st.Transact(context.Background(), viaRepo{op, &faultyRepo{}}); err != nil {
+					t.Fatalf("write at %v (last write %v): %v", stale, last, err)
+				}
+				newVersion, written := state()
+				if newVersion == version {
+					t.Errorf("version %q did not change", version)
+				}
+				if !last.IsZero() && !written.Equal(last.Add(time.Nanosecond)) {
+					t.Errorf("written at %v, want 1 ns after the last write %v", written, last)
+				}
+			})
+		}
 	}
 }

@@ -123,6 +123,7 @@ func (op *PutOperationalIntent) Execute(ctx context.Context, repo repos.Repo) (a
 		oir.SubscriptionID = attached.ID
 	}
 	if old != nil {
+		oir.UpdatedAt = writeTime(old.UpdatedAt, op.Now)
 		oir.PastOVNs = append(slices.Clone(old.PastOVNs), old.OVN())
 	}
 	if err := checkFreshOVN(old, oir); err != nil {
@@ -225,14 +226,11 @@ func (op *PutOperationalIntent) resolveSubscription(ctx context.Context, repo re
 			"subscription %s does not cover the %s of the operational intent", op.SubscriptionID, what)
 	}
 	// An implicit subscription grows with its OIRs (§8).
-	if err := mustAdvance("subscription", string(sub.ID), sub.UpdatedAt, op.Now); err != nil {
-		return nil, err
-	}
 	grown := *sub
 	grown.StartTime = earlier(sub.StartTime, ext.start)
 	grown.EndTime = later(sub.EndTime, ext.end)
 	grown.Cells = models.UnionCells(sub.Cells, ext.cells)
-	grown.UpdatedAt = op.Now
+	grown.UpdatedAt = writeTime(sub.UpdatedAt, op.Now)
 	stored := grown
 	if err := repo.UpsertSubscription(ctx, &stored); err != nil {
 		return nil, fmt.Errorf("extending implicit subscription %s: %w", sub.ID, err)

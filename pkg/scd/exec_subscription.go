@@ -112,9 +112,7 @@ func (op *PutSubscription) Execute(ctx context.Context, repo repos.Repo) (any, e
 	deps := []models.ID{}
 	if old != nil {
 		// D. The subscription must keep covering every OIR relying on it.
-		if err := mustAdvance("subscription", string(op.ID), old.UpdatedAt, op.Now); err != nil {
-			return nil, err
-		}
+		sub.UpdatedAt = writeTime(old.UpdatedAt, op.Now)
 		sub.NotificationIndex = old.NotificationIndex
 		if deps, err = dependents(ctx, repo, op.ID); err != nil {
 			return nil, err
