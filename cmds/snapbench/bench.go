@@ -36,6 +36,8 @@ type result struct {
 	concurrency     int
 
 	writes, writesDuring      int
+	writesDuringLeader        int
+	p99DuringLeader           time.Duration
 	p50Without, p99Without    time.Duration
 	p50During, p99During      time.Duration
 	snapshots                 int
@@ -60,6 +62,8 @@ func (r *result) print(w io.Writer) {
 		r.writesDuring, r.p50During.Round(time.Microsecond), r.p99During.Round(time.Microsecond))
 	fmt.Fprintf(w, "  of which overlapping serialisation: p99 %v; file save and WAL record: p99 %v\n",
 		r.p99Serialise.Round(time.Microsecond), r.p99Save.Round(time.Microsecond))
+	fmt.Fprintf(w, "  of which overlapping a snapshot of the leader: %d, p99 %v\n",
+		r.writesDuringLeader, r.p99DuringLeader.Round(time.Microsecond))
 	if r.p99Without > 0 && r.writesDuring > 0 {
 		fmt.Fprintf(w, "write p99 ratio during/without: %.2f (target ≤ 2)\n", float64(r.p99During)/float64(r.p99Without))
 	}
@@ -166,7 +170,7 @@ func bench(ctx context.Context, cfg *config, progress io.Writer) (*result, error
 	if err != nil {
 		return nil, err
 	}
-	c.measureWrites(res, spans)
+	c.measureWrites(res, spans, lead)
 
 	// Restart a follower just short of its next snapshot: its snapshot plus
 	// nearly SnapshotEntries WAL entries after it, the most a restart replays
@@ -186,13 +190,30 @@ func bench(ctx context.Context, cfg *config, progress io.Writer) (*result, error
 }
 
 // measureWrites splits the write spans by overlap with any node's snapshot.
-func (c *cluster) measureWrites(res *result, spans []span) {
+func (c *cluster) measureWrites(res *result, spans []span, lead uint64) {
 	c.mu.Lock()
-	var evs []consensus.SnapshotEvent
-	for _, e := range c.snaps {
+	var evs, leadEvs []consensus.SnapshotEvent
+	for id, e := range c.snaps {
 		evs = append(evs, e...)
+		if id == lead {
+			leadEvs = append(leadEvs, e...)
+		}
 	}
 	c.mu.Unlock()
+	{
+		// The writes during the leader's own snapshots: its Ready loop
+		// commits every write, a follower's only one of two quorums.
+		var onLeader []time.Duration
+		for _, s := range spans {
+			for _, e := range leadEvs {
+				if s.start.Before(e.Done) && s.end.After(e.Start) {
+					onLeader = append(onLeader, s.end.Sub(s.start))
+					break
+				}
+			}
+		}
+		res.writesDuringLeader, res.p99DuringLeader = len(onLeader), quantile(onLeader, .99)
+	}
 	var during, without []time.Duration
 	for _, s := range spans {
 		overlaps := false
@@ -254,20 +275,27 @@ func (c *cluster) lastSnap(id uint64) uint64 {
 }
 
 // fillTail writes until follower's WAL holds at least 90% of
-// SnapshotEntries entries after its newest snapshot.
+// SnapshotEntries entries after its newest snapshot. A tail of
+// SnapshotEntries or more means a snapshot is in flight (or about to
+// start): it is waited for, not written past.
 func (c *cluster) fillTail(ctx context.Context, w *writer, follower uint64) error {
 	want := c.cfg.snapshotEntries * 9 / 10
-	for range 100 {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
 		tail := c.stores[follower].Status().Applied - c.lastSnap(follower)
-		if tail >= want && tail < c.cfg.snapshotEntries {
+		switch {
+		case tail >= want && tail < c.cfg.snapshotEntries:
 			return nil
-		}
-		n := 1
-		if tail < want {
-			n = int(want - tail)
-		}
-		if err := w.write(ctx, min(n, 1000)); err != nil {
-			return err
+		case tail >= c.cfg.snapshotEntries:
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		default:
+			if err := w.write(ctx, int(min(want-tail, 1000))); err != nil {
+				return err
+			}
 		}
 	}
 	return errors.New("could not position the follower's WAL tail")

@@ -19,7 +19,10 @@
 // conflicts) from --concurrency closed-loop clients on the leader. A write
 // counts as "during a snapshot" when its interval overlaps the interval of a
 // snapshot on any node, from the capture to the WAL record
-// (consensus.SnapshotEvent).
+// (consensus.SnapshotEvent). The collector runs with core-service's
+// settings (GOGC 400 unless the environment sets GOGC), since a
+// snapshot's allocations and the collections they bring are part of what it
+// costs the writes.
 package main
 
 import (
@@ -30,11 +33,20 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 )
 
+// gcPercent is core-service's default GOGC (cmds/core-service/main.go), so
+// that the tool measures the collector settings production runs with; GOGC
+// in the environment still wins, as it does there.
+const gcPercent = 400
+
 func main() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

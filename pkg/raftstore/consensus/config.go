@@ -36,12 +36,19 @@ type Config struct {
 	// HeartbeatTicks is the number of ticks between leader heartbeats.
 	// Default 1.
 	HeartbeatTicks int
-	// SnapshotEntries is the number of entries applied since the last
-	// snapshot that triggers a new snapshot of the Application (and a
-	// compaction of the in-memory log and purge of old WAL segments). The
+	// SnapshotEntries is the spacing, in applied entries, of the snapshots
+	// of the Application (each followed by a compaction of the in-memory
+	// log and a purge of old WAL segments). A node snapshots when its
+	// applied index crosses one of its trigger points, k × SnapshotEntries
+	// minus a phase derived from its ID, so that the members of a cluster,
+	// which apply the same entries, snapshot at different indexes rather
+	// than all at once; and in any case once SnapshotEntries entries were
+	// applied since its newest snapshot (a snapshot started by a trigger
+	// point needs SnapshotEntries/16 entries since the previous one). The
 	// snapshot is written in the background; while one is in flight no
 	// other starts, so at most about 2 × SnapshotEntries entries follow the
-	// newest snapshot in the WAL. Default 10000.
+	// newest snapshot in the WAL, and at most SnapshotEntries while none is
+	// in flight. Default 10000.
 	SnapshotEntries uint64
 	// CatchUpEntries is the number of entries kept in the in-memory log
 	// below the snapshot index after compaction, so a slightly lagging

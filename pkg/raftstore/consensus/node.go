@@ -75,7 +75,7 @@ type Node struct {
 	lg      *zap.Logger
 	app     Application
 	rn      raft.Node
-	storage *raft.MemoryStorage
+	storage *snapStorage
 	wal     *wal.WAL
 	snaps   *snap.Snapshotter
 	tr      transport.Transport
@@ -84,6 +84,8 @@ type Node struct {
 	confState *raftpb.ConfState
 	snapIndex uint64
 	isLeader  bool
+	// snapTrigger says when to snapshot (immutable).
+	snapTrigger snapshotTrigger
 	// snapInFlight is set while a snapshot is being serialised and saved
 	// in the background; at most one is, and its result comes back on
 	// snapDone (buffered, so the writer never blocks on a busy Ready loop).
@@ -131,18 +133,19 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 		return nil, fmt.Errorf("consensus: snapshot dir: %w", err)
 	}
 	n := &Node{
-		cfg:       cfg,
-		lg:        lg,
-		app:       app,
-		storage:   raft.NewMemoryStorage(),
-		snaps:     snap.New(lg, snapDir(cfg.DataDir)),
-		confState: &raftpb.ConfState{},
-		readReqs:  make(chan chan readResult),
-		readC:     make(chan raft.ReadState, 64),
-		snapDone:  make(chan snapResult, 1),
-		purgeReq:  make(chan struct{}, 1),
-		stopc:     make(chan struct{}),
-		done:      make(chan struct{}),
+		cfg:         cfg,
+		lg:          lg,
+		app:         app,
+		storage:     newSnapStorage(),
+		snaps:       snap.New(lg, snapDir(cfg.DataDir)),
+		confState:   &raftpb.ConfState{},
+		snapTrigger: newSnapshotTrigger(cfg.ID, cfg.SnapshotEntries),
+		readReqs:    make(chan chan readResult),
+		readC:       make(chan raft.ReadState, 64),
+		snapDone:    make(chan snapResult, 1),
+		purgeReq:    make(chan struct{}, 1),
+		stopc:       make(chan struct{}),
+		done:        make(chan struct{}),
 	}
 	ds, err := openDisk(lg, cfg.DataDir, cfg.ID, n.snaps)
 	if err != nil {

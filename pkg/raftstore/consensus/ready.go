@@ -234,7 +234,9 @@ func (n *Node) applyConfChange(cc raftpb.ConfChangeI) {
 	}
 }
 
-// maybeSnapshot starts a snapshot every SnapshotEntries applied entries.
+// maybeSnapshot starts a snapshot every SnapshotEntries applied entries, at
+// the node's own trigger points (snapshotTrigger: staggered between members,
+// so that they do not all snapshot at once).
 //
 // Only the capture (Application.Snapshot: a point-in-time copy) runs here,
 // between two applies. Serialising the capture and writing and fsyncing the
@@ -245,7 +247,7 @@ func (n *Node) applyConfChange(cc raftpb.ConfChangeI) {
 // Ready goroutine takes the result back in finishSnapshot.
 func (n *Node) maybeSnapshot() error {
 	applied := n.applied.Load()
-	if n.snapInFlight || applied-n.snapIndex < n.cfg.SnapshotEntries {
+	if n.snapInFlight || !n.snapTrigger.due(n.snapIndex, applied) {
 		return nil
 	}
 	start := time.Now()
@@ -350,7 +352,7 @@ func (n *Node) finishSnapshot(res snapResult) error {
 	}); err != nil {
 		return fmt.Errorf("consensus: saving WAL snapshot record: %w", err)
 	}
-	if _, err := n.storage.CreateSnapshot(res.index, res.confState, res.snap.GetData()); err != nil {
+	if err := n.storage.CreateSnapshot(res.index, res.confState, res.snap.GetData()); err != nil {
 		return fmt.Errorf("consensus: creating snapshot at %d: %w", res.index, err)
 	}
 	n.snapIndex = res.index

@@ -166,6 +166,10 @@ func (r *stateRepo) Restore(b []byte) error {
 		}
 		index = v
 	}
+	// The next snapshot will be about this size: without this, the first
+	// one after a start would grow its buffer by doubling (~2× the state in
+	// garbage and copies).
+	r.snapSize.Store(int64(len(b)))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.st, r.index = st, index
