@@ -180,14 +180,15 @@ func (r *repo) GetSubscription(_ context.Context, id models.ID) (*models.Subscri
 }
 
 // matchSubs returns the subscriptions matching v on cells and time (spec
-// §4: altitude ignored), sorted by ID.
-func (r *repo) matchSubs(v *models.Volume4D, extra func(*models.Subscription) bool) ([]*models.Subscription, error) {
+// §4: altitude ignored), sorted by ID, each with its slot
+// (IncrementNotificationIndices writes there).
+func (r *repo) matchSubs(v *models.Volume4D, extra func(*models.Subscription) bool) ([]byIDKey[models.Subscription], error) {
 	q, err := queryCells(v)
 	if err != nil {
 		return nil, err
 	}
 	f := newFilter(v, false)
-	return r.s.subs.search(q, &f, extra), nil
+	return r.s.subs.searchKeyed(q, &f, extra), nil
 }
 
 func (r *repo) SearchSubscriptions(_ context.Context, v *models.Volume4D) ([]*models.Subscription, error) {
@@ -198,7 +199,7 @@ func (r *repo) SearchSubscriptions(_ context.Context, v *models.Volume4D) ([]*mo
 	if err != nil {
 		return nil, err
 	}
-	return copyOut(found, repos.MaxSearchResults), nil
+	return copyOut(entitiesOf(found), repos.MaxSearchResults), nil
 }
 
 func (r *repo) UpsertSubscription(_ context.Context, sub *models.Subscription) error {
@@ -252,12 +253,10 @@ func (r *repo) IncrementNotificationIndices(_ context.Context, kind models.Subsc
 	default:
 		return nil, models.Errorf(models.CodeInternal, "memstore: unknown subscriber kind %d", kind)
 	}
-	q, err := queryCells(v)
+	found, err := r.matchSubs(v, flag)
 	if err != nil {
 		return nil, err
 	}
-	f := newFilter(v, false)
-	found := r.s.subs.searchKeyed(q, &f, flag)
 	// Check before writing anything, so an overflow (the SQL int4 column
 	// would reject it too) fails the whole operation cleanly.
 	for _, k := range found {

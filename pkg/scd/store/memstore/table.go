@@ -213,10 +213,9 @@ func startingBefore(list []cellEntry, s stamp) int {
 // nil) accepts, sorted by ID.
 //
 // An entity covering several query cells appears in several index lists.
-// Duplicates are removed by sorting the candidate slot numbers, which needs
-// no shared scratch memory (readers run concurrently) and touches no entity
-// before it is known to be a distinct candidate: dereferencing entities is
-// what costs (cache misses), not sorting a few hundred integers.
+// Duplicates are dropped by slot number (slotSet, on the stack: readers run
+// concurrently), so no entity is touched before it is known to be a
+// distinct candidate: dereferencing entities is what costs (cache misses).
 func (t *table[T]) search(q []models.CellID, f *filter, extra func(*T) bool) []*T {
 	return entitiesOf(t.searchKeyed(q, f, extra))
 }
