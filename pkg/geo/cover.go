@@ -163,7 +163,7 @@ func smallerRegionOf(loop *s2.Loop) (*s2.Loop, float64) {
 // this guarantees a non-empty result for loops so thin that S2's interior
 // tests see almost nothing.
 func coverLoop(loop *s2.Loop, pts []s2.Point) []models.CellID {
-	return toCells(cover(loop, len(pts)), pts)
+	return toCells(cover(newPlanarLoop(loop, pts), len(pts)), pts)
 }
 
 // coverPolyline covers a zero-area outline as the polyline through its
