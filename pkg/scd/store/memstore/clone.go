@@ -27,8 +27,8 @@ import (
 //
 // Dependencies on State's internals (this file is kept apart from them):
 // WriteSnapshot must read only lastWrite, avail and, of each table, what
-// table.sorted reads (slots, byID's length and idOf); entities must stay
-// immutable once stored. TestFreeze* (run with -race) fail if that changes.
+// table.idKeys reads (slots and idOf); entities must stay immutable once
+// stored. TestFreeze* (run with -race) fail if that changes.
 type Frozen struct {
 	s State
 }

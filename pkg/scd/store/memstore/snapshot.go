@@ -56,8 +56,15 @@ const (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // WriteSnapshot writes the canonical encoding of the state to w.
+//
+// Entities are sorted by ID a little at a time as they are encoded (see
+// emitInIDOrder), not up front. If w is a Pauser, WriteSnapshot calls its
+// Pause every few hundred entities it sorts or encodes, between its writes
+// (of up to ~60 KB each), so that a writer that paces the work can step in
+// at short intervals, sorting included. The bytes do not depend on w.
 func (s *State) WriteSnapshot(w io.Writer) error {
 	e := &encoder{w: w, buf: make([]byte, 0, 64<<10)}
+	e.pauser, _ = w.(Pauser)
 	e.raw([]byte(snapshotMagic))
 	e.u32(snapshotVersion)
 	e.time(s.lastWrite)
@@ -74,9 +81,9 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 		e.time(a.UpdatedAt)
 	}
 
-	subs := s.subs.sorted()
-	e.uvarint(uint64(len(subs)))
-	for _, sub := range subs {
+	subs := s.subs.idKeys(e.pause)
+	e.uvarint(uint64(subs.len()))
+	emitInIDOrder(subs, idOrderLeaf, e.pause, func(sub *models.Subscription) {
 		e.str(string(sub.ID))
 		e.str(sub.Manager)
 		e.u32(uint32(sub.NotificationIndex))
@@ -96,11 +103,11 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 		e.time(sub.EndTime)
 		e.cells(sub.Cells)
 		e.time(sub.UpdatedAt)
-	}
+	})
 
-	crs := s.crs.sorted()
-	e.uvarint(uint64(len(crs)))
-	for _, c := range crs {
+	crs := s.crs.idKeys(e.pause)
+	e.uvarint(uint64(crs.len()))
+	emitInIDOrder(crs, idOrderLeaf, e.pause, func(c *models.Constraint) {
 		e.str(string(c.ID))
 		e.str(c.Manager)
 		e.u32(uint32(c.Version))
@@ -111,11 +118,11 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 		e.optF32(c.AltitudeUpper)
 		e.cells(c.Cells)
 		e.time(c.UpdatedAt)
-	}
+	})
 
-	oirs := s.oirs.sorted()
-	e.uvarint(uint64(len(oirs)))
-	for _, o := range oirs {
+	oirs := s.oirs.idKeys(e.pause)
+	e.uvarint(uint64(oirs.len()))
+	emitInIDOrder(oirs, idOrderLeaf, e.pause, func(o *models.OperationalIntent) {
 		e.str(string(o.ID))
 		e.str(o.Manager)
 		e.u32(uint32(o.Version))
@@ -133,7 +140,7 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 		e.u32(math.Float32bits(o.AltitudeUpper))
 		e.cells(o.Cells)
 		e.time(o.UpdatedAt)
-	}
+	})
 	return e.finish()
 }
 
@@ -278,10 +285,20 @@ func sortByKey[T any](xs []*T, key func(*T) string) {
 // encoder buffers output and keeps the running CRC. The first write error is
 // sticky and returned by finish.
 type encoder struct {
-	w   io.Writer
-	buf []byte
-	crc uint32
-	err error
+	w      io.Writer
+	buf    []byte
+	crc    uint32
+	err    error
+	pauser Pauser // w, if it is one
+}
+
+// A Pauser is a snapshot writer that wants to be called at regular points of
+// the work, not only when bytes are ready: the Raft store's pacing writer
+// sleeps there as long as the work since its last pause took, so that a
+// background snapshot takes about half a core. The clock is read there,
+// never in this package.
+type Pauser interface {
+	Pause()
 }
 
 func (e *encoder) flushIfFull() {
@@ -296,6 +313,14 @@ func (e *encoder) flush() {
 		_, e.err = e.w.Write(e.buf)
 	}
 	e.buf = e.buf[:0]
+}
+
+// pause calls the writer's Pause, if it has one. Long computations call it
+// regularly (every few hundred elements).
+func (e *encoder) pause() {
+	if e.pauser != nil && e.err == nil {
+		e.pauser.Pause()
+	}
 }
 
 func (e *encoder) finish() error {
