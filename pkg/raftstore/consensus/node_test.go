@@ -402,3 +402,41 @@ func TestBootstrapPeersAreCanonical(t *testing.T) {
 		t.Fatalf("single node bootstrap = %+v", got)
 	}
 }
+
+// TestReadBarrierStats checks the read-batching counters: every barrier is
+// counted once, and concurrent barriers share rounds.
+func TestReadBarrierStats(t *testing.T) {
+	app := &memApp{}
+	n, err := startSingle(t, t.TempDir(), app, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.ReadBarrier(ctx); err != nil { // waits for the leader
+		t.Fatal(err)
+	}
+	before := n.Stats()
+	const readers = 64
+	var wg sync.WaitGroup
+	errs := make(chan error, readers)
+	for range readers {
+		wg.Go(func() { errs <- n.ReadBarrier(ctx) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := n.Stats().Sub(before)
+	if d.ReadBarriers != readers {
+		t.Fatalf("ReadBarriers = %d, want %d", d.ReadBarriers, readers)
+	}
+	if d.ReadRounds < 1 || d.ReadRounds > readers {
+		t.Fatalf("ReadRounds = %d for %d barriers", d.ReadRounds, readers)
+	}
+	t.Logf("%d barriers in %d rounds", d.ReadBarriers, d.ReadRounds)
+}

@@ -73,6 +73,8 @@ func (n *Node) readLoop() {
 	issue := func() {
 		seq++
 		rctx = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, n.cfg.ID), seq)
+		n.stats.readRounds.Add(1)
+		n.stats.readBarriers.Add(uint64(len(waiting)))
 		inflight = append(inflight, waiting...)
 		waiting = nil
 		sentAt = time.Now()

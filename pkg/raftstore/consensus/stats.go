@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Stats are cumulative counters of a node's Ready loop. They exist to make
+// Stats are cumulative counters of a node's Ready and read loops. They exist to make
 // group commit observable: how many entries each fsynced WAL save carries
 // (raft-notes: throughput at 64 clients comes from ~9 entries per save), how
 // long saves take, and how many committed entries each apply step handles.
@@ -36,6 +36,13 @@ type Stats struct {
 	// SnapshotTime is their total time from capture to completion
 	// (serialised, file saved, WAL record written, log compacted).
 	SnapshotTime time.Duration
+
+	// ReadBarriers counts ReadBarrier calls that entered a ReadIndex round;
+	// ReadRounds the rounds issued for them (retries included). Their
+	// ratio is the read-batching factor: each round costs a message to the
+	// leader (from a follower), a heartbeat to and an answer from every
+	// follower.
+	ReadBarriers, ReadRounds uint64
 }
 
 // SnapshotEvent describes one snapshot the node took, for
@@ -75,6 +82,9 @@ func (s Stats) Sub(o Stats) Stats {
 		Snapshots:           s.Snapshots - o.Snapshots,
 		SnapshotCaptureTime: s.SnapshotCaptureTime - o.SnapshotCaptureTime,
 		SnapshotTime:        s.SnapshotTime - o.SnapshotTime,
+
+		ReadBarriers: s.ReadBarriers - o.ReadBarriers,
+		ReadRounds:   s.ReadRounds - o.ReadRounds,
 	}
 }
 
@@ -86,6 +96,7 @@ type nodeStats struct {
 	applyBatches, entriesApplied             atomic.Uint64
 	snapshots                                atomic.Uint64
 	snapshotCaptureNanos, snapshotNanos      atomic.Int64
+	readBarriers, readRounds                 atomic.Uint64
 }
 
 // Stats returns the node's cumulative Ready-loop counters. It never blocks.
@@ -103,5 +114,8 @@ func (n *Node) Stats() Stats {
 		Snapshots:           s.snapshots.Load(),
 		SnapshotCaptureTime: time.Duration(s.snapshotCaptureNanos.Load()),
 		SnapshotTime:        time.Duration(s.snapshotNanos.Load()),
+
+		ReadBarriers: s.readBarriers.Load(),
+		ReadRounds:   s.readRounds.Load(),
 	}
 }
