@@ -22,6 +22,12 @@
 # raft3/fdatasync rate ≥ 1, W2 peak/W1 at the same concurrency ≥ 0.5 with
 # no 5xx, W3 raft3/raft3log ≥ 5), plus W3 raft3/sql, and W3 raft3/raft3log
 # at 4 users (a second W3 run of those two targets, for information).
+# dssbench gets each target's server PIDs (--target_pids: the target's
+# core-service nodes; for sql also the PostgreSQL postmaster, whose backends
+# and other children count with it), so every phase also reports the
+# servers' CPU time per successful request, and the comparison shows it per
+# workload and as the raft3log / raft3 ratio next to the W3 ratio: on this
+# CPU-bound machine the W3 throughput ratio cannot exceed about that ratio.
 #
 # --smoke: a few seconds per target at 2 users, with dssbench --check (every
 # operation type succeeded, no 5xx, no unexpected 4xx); for CI. It asserts
@@ -197,6 +203,7 @@ start_postgres() {
 
 targets=()
 declare -A urls
+declare -A tpids # target → comma-separated PIDs of its server processes (dssbench --target_pids)
 if has_flag raft_node_id && has_flag raft_peers; then
 	peers="1=127.0.0.1:27091,2=127.0.0.1:27092,3=127.0.0.1:27093"
 	for n in 1 2 3; do
@@ -209,6 +216,8 @@ if has_flag raft_node_id && has_flag raft_peers; then
 	targets+=(raft3 raft1)
 	urls[raft3]="http://127.0.0.1:18091,http://127.0.0.1:18092,http://127.0.0.1:18093"
 	urls[raft1]="http://127.0.0.1:18094"
+	tpids[raft3]="$pid_raft3_n1,$pid_raft3_n2,$pid_raft3_n3"
+	tpids[raft1]="$pid_raft1"
 	if has_flag raft_reads_via_log; then
 		peers="1=127.0.0.1:27095,2=127.0.0.1:27096,3=127.0.0.1:27097"
 		for n in 1 2 3; do
@@ -217,6 +226,7 @@ if has_flag raft_node_id && has_flag raft_peers; then
 		done
 		for n in 1 2 3; do wait_ready "raft3log_n$n" "http://127.0.0.1:1809$((n + 5))"; done
 		urls[raft3log]="http://127.0.0.1:18096,http://127.0.0.1:18097,http://127.0.0.1:18098"
+		tpids[raft3log]="$pid_raft3log_n1,$pid_raft3log_n2,$pid_raft3log_n3"
 	else
 		log "core-service has no --raft_reads_via_log: the W3 reads-through-the-log baseline is SKIPPED"
 	fi
@@ -226,6 +236,7 @@ else
 	wait_ready mem1 http://127.0.0.1:18094
 	targets+=(mem1)
 	urls[mem1]="http://127.0.0.1:18094"
+	tpids[mem1]="$pid_mem1"
 fi
 
 missing=""
@@ -238,6 +249,17 @@ elif start_postgres; then
 	wait_ready sql http://127.0.0.1:18095
 	targets+=(sql)
 	urls[sql]="http://127.0.0.1:18095"
+	# The postmaster's PID is the first line of postmaster.pid; dssbench
+	# counts its children (backends, WAL writer, checkpointer...) with it.
+	tpids[sql]="$pid_sql"
+	postmaster="$(head -n 1 "$pgdir/data/postmaster.pid" 2>/dev/null || true)"
+	if [[ "$postmaster" =~ ^[0-9]+$ ]]; then
+		tpids[sql]+=",$postmaster"
+		sql_cpu="core-service + PostgreSQL"
+	else
+		log "PostgreSQL's postmaster PID not found: sql's server CPU counts core-service only"
+		sql_cpu="core-service only, not PostgreSQL"
+	fi
 else
 	log "SQL target SKIPPED: PostgreSQL could not be started"
 	[ "$smoke" = 1 ] && exit 1
@@ -252,12 +274,12 @@ for r in $(seq "$rounds"); do
 		wl=w1,w2,w3
 		[ "$t" = raft3log ] && wl=w3
 		"$work/bin/dssbench" --label "$t" --urls "${urls[$t]}" --token_key "$work/dev/dev-key.pem" \
-			--workload "$wl" --calibrate_dir "$work" --json "$work/results/$t-r$r.jsonl" "${bench_args[@]}"
+			--target_pids "${tpids[$t]}" --workload "$wl" --calibrate_dir "$work" --json "$work/results/$t-r$r.jsonl" "${bench_args[@]}"
 		if [ "$smoke" = 0 ] && { [ "$t" = raft3 ] || [ "$t" = raft3log ]; }; then
 			# W3 at a few users too, where reads through the log wait for
 			# fsyncs instead of sharing group commits (information only).
 			"$work/bin/dssbench" --label "$t" --urls "${urls[$t]}" --token_key "$work/dev/dev-key.pem" \
-				--workload w3 --concurrency "$low_conc" --duration "$duration" --calibrate_duration 0 \
+				--target_pids "${tpids[$t]}" --workload w3 --concurrency "$low_conc" --duration "$duration" --calibrate_duration 0 \
 				--json "$work/results/$t-r$r-c$low_conc.jsonl" --markdown /dev/null
 		fi
 	done
@@ -265,6 +287,8 @@ done
 
 echo
 echo "## Comparison ($(nproc) cores; ${targets[*]}; $rounds round(s))"
+echo
+echo "Server CPU per target: its core-service processes${sql_cpu:+ (sql: $sql_cpu)}."
 echo
 num="${targets[0]}"
 den="sql"

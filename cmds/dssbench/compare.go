@@ -92,6 +92,19 @@ type targetNumbers struct {
 	w2Peak, w2PeakC, w2OverW1, w2Fives mean
 	w3Queries, w3QueryP99, w3Writes    mean
 	c5xx                               float64
+	// Server CPU µs per successful operation (dssbench --target_pids):
+	// w1/w3 at the compared concurrency; w2 over every step of its ladder
+	// (Σ CPU / Σ operations); w3Bench is dssbench's own.
+	w1CPU, w3CPU, w3BenchCPU mean
+	w2CPUs, w2Ops            float64
+}
+
+// w2CPU is W2's server CPU µs per operation over all its steps.
+func (t *targetNumbers) w2CPU() mean {
+	if t.w2Ops == 0 {
+		return mean{}
+	}
+	return mean{sum: t.w2CPUs * 1e6 / t.w2Ops, n: 1}
 }
 
 // Targets of the issue "make the Raft store win", checked by compare.
@@ -101,6 +114,36 @@ const (
 	targetW2OverW1    = 0.5  // W2 peak flights/s / W1 flights/s at the same concurrency
 	targetW3OverLog   = 5.0  // W3 queries/s, ReadIndex / reads through the log
 )
+
+// addIf adds v to m unless it is 0 (not measured).
+func addIf(m *mean, v float64) {
+	if v > 0 {
+		m.add(v)
+	}
+}
+
+// cpuRatio prints the W3 server CPU per operation of viaLog over num's,
+// the bound of the W3 throughput ratio num / viaLog on a CPU-saturated
+// machine, when either target was measured.
+func cpuRatio(b *strings.Builder, conc int, n, v *targetNumbers, num, viaLog string) {
+	x, ok1 := v.w3CPU.get()
+	y, ok2 := n.w3CPU.get()
+	if !ok1 && !ok2 {
+		return
+	}
+	what := fmt.Sprintf("W3 server CPU µs/op %s / %s (c=%d)", viaLog, num, conc)
+	if !ok1 || !ok2 {
+		fmt.Fprintf(b, "- %s: n/a (server CPU measured for only one of them)\n", what)
+		return
+	}
+	fmt.Fprintf(b, "- %s: %.2f (%.0f / %.0f µs", what, x/y, x, y)
+	xb, ok1 := v.w3BenchCPU.get()
+	yb, ok2 := n.w3BenchCPU.get()
+	if ok1 && ok2 {
+		fmt.Fprintf(b, "; with dssbench's own CPU: %.2f, %.0f / %.0f µs", (x+xb)/(y+yb), x+xb, y+yb)
+	}
+	fmt.Fprintf(b, "): on a CPU-saturated machine, W3 queries/s %s / %s cannot exceed about this CPU ratio\n", num, viaLog)
+}
 
 // compare renders the comparison of rows as markdown. viaLog is the label
 // of the run whose reads went through the log ("" or absent: no W3 target
@@ -127,6 +170,11 @@ func compare(rows []record, conc int, num, den, viaLog string) string {
 			}
 			w3ByC[r.Label][r.Concurrency].add(r.Queries)
 		}
+		if r.Kind == kindPhase && r.Role == "" && r.Mode == "closed" && r.Workload == "w2" && r.TargetCPUs > 0 {
+			t := get(r.Label)
+			t.w2CPUs += r.TargetCPUs
+			t.w2Ops += float64(r.OK)
+		}
 		switch {
 		case r.Kind == kindCalibration && r.Name == "fdatasync_4k":
 			fsync = append(fsync, r.OKPerS)
@@ -137,9 +185,12 @@ func compare(rows []record, conc int, num, den, viaLog string) string {
 			case "w1":
 				t.w1Writes.add(r.Writes)
 				t.w1Flights.add(r.Flights)
+				addIf(&t.w1CPU, r.TargetCPUusPerOp)
 			case "w3":
 				t.w3Queries.add(r.Queries)
 				t.w3Writes.add(r.Writes)
+				addIf(&t.w3CPU, r.TargetCPUusPerOp)
+				addIf(&t.w3BenchCPU, r.BenchCPUusPerOp)
 			}
 		case r.Kind == kindOp && r.Role == "" && r.Mode == "closed" && r.Concurrency == conc:
 			t := get(r.Label)
@@ -160,8 +211,10 @@ func compare(rows []record, conc int, num, den, viaLog string) string {
 		}
 	}
 	labels := make([]string, 0, len(byLabel))
-	for l := range byLabel {
+	cpuCols := false
+	for l, t := range byLabel {
 		labels = append(labels, l)
+		cpuCols = cpuCols || t.w1CPU.n > 0 || t.w2Ops > 0 || t.w3CPU.n > 0
 	}
 	sort.Strings(labels)
 
@@ -173,14 +226,28 @@ func compare(rows []record, conc int, num, den, viaLog string) string {
 		}
 		return fmt.Sprintf(format, v)
 	}
-	fmt.Fprintf(&b, "| target | W1 writes/s (c=%d) | W1 flights/s | W1 flight p99 ms | W2 peak flights/s | at c | W2 peak / W1 same c | W2 5xx | W3 queries/s (c=%d) | W3 query p99 ms | W3 writes/s |\n", conc, conc)
-	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	fmt.Fprintf(&b, "| target | W1 writes/s (c=%d) | W1 flights/s | W1 flight p99 ms | W2 peak flights/s | at c | W2 peak / W1 same c | W2 5xx | W3 queries/s (c=%d) | W3 query p99 ms | W3 writes/s |", conc, conc)
+	if cpuCols {
+		b.WriteString(" W1 server CPU µs/op | W2 server CPU µs/op (all steps) | W3 server CPU µs/op |")
+	}
+	b.WriteString("\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	if cpuCols {
+		b.WriteString("--:|--:|--:|")
+	}
+	b.WriteString("\n")
 	for _, l := range labels {
 		t := byLabel[l]
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", l,
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", l,
 			f(t.w1Writes, "%.0f"), f(t.w1Flights, "%.1f"), f(t.w1P99, "%.1f"),
 			f(t.w2Peak, "%.1f"), f(t.w2PeakC, "%.0f"), f(t.w2OverW1, "%.2f"), f(t.w2Fives, "%.0f"),
 			f(t.w3Queries, "%.0f"), f(t.w3QueryP99, "%.1f"), f(t.w3Writes, "%.0f"))
+		if cpuCols {
+			fmt.Fprintf(&b, " %s | %s | %s |", f(t.w1CPU, "%.0f"), f(t.w2CPU(), "%.0f"), f(t.w3CPU, "%.0f"))
+		}
+		b.WriteString("\n")
+	}
+	if cpuCols {
+		b.WriteString("\nServer CPU: user + system time of the target's processes (and their descendants) per successful request.\n")
 	}
 	b.WriteString("\nRatios (means over rounds; [target] met or MISSED):\n")
 	verdict := func(v, target float64) string {
@@ -228,6 +295,7 @@ func compare(rows []record, conc int, num, den, viaLog string) string {
 	if viaLog != "" && byLabel[viaLog] != nil {
 		ratio(fmt.Sprintf("W3 queries/s %s / %s (reads through the log)", num, viaLog),
 			n.w3Queries, get(viaLog).w3Queries, num, viaLog, targetW3OverLog)
+		cpuRatio(&b, conc, n, get(viaLog), num, viaLog)
 		var others []int
 		for c := range w3ByC[num] {
 			if c != conc && w3ByC[viaLog][c] != nil {

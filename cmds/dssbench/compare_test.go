@@ -66,8 +66,76 @@ func TestCompareRatios(t *testing.T) {
 	if strings.Contains(out, "c=8") {
 		t.Errorf("a W3 ratio at c=8, where only raft3log ran:\n%s", out)
 	}
+	if strings.Contains(out, "CPU") {
+		t.Errorf("server CPU columns or ratio without any CPU numbers:\n%s", out)
+	}
 	if code := runCompare([]string{filepath.Join(dir, "absent")}, &stdout, &stderr); code != exitFailed {
 		t.Errorf("absent file: exit %d", code)
+	}
+}
+
+// compareRows runs "dssbench compare" on rows written to a file.
+func compareRows(t *testing.T, rows []record, args ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "r.jsonl")
+	var buf bytes.Buffer
+	for _, r := range rows {
+		b, _ := json.Marshal(r)
+		buf.Write(append(b, '\n'))
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := runCompare(append(args, path), &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	return stdout.String()
+}
+
+func TestCompareServerCPU(t *testing.T) {
+	phase := func(label, wl string, c int, ok uint64, cpuS, benchS float64) record {
+		r := record{Kind: kindPhase, Label: label, Workload: wl, Mode: "closed", Concurrency: c, OK: ok,
+			Queries: float64(ok) / 2, TargetCPUs: cpuS, BenchCPUs: benchS}
+		if cpuS > 0 {
+			r.TargetCPUusPerOp = cpuS * 1e6 / float64(ok)
+		}
+		if benchS > 0 {
+			r.BenchCPUusPerOp = benchS * 1e6 / float64(ok)
+		}
+		return r
+	}
+	rows := []record{
+		// raft3: W3 500 then 700 µs/op over two rounds (mean 600), dssbench 100.
+		phase("raft3", "w3", 64, 20000, 10, 2),
+		phase("raft3", "w3", 64, 10000, 7, 1),
+		phase("raft3", "w1", 64, 10000, 6, 1),
+		// W2: Σ CPU / Σ ops over the ladder: 3 s / 5000 = 600 µs.
+		phase("raft3", "w2", 1, 1000, 1, 0),
+		phase("raft3", "w2", 2, 4000, 2, 0),
+		phase("raft3log", "w3", 64, 10000, 9, 1), // 900 µs/op, dssbench 100
+		phase("raft3log", "w3", 4, 1000, 2, 0),   // another concurrency: not the headline
+		phase("sql", "w3", 64, 1000, 0, 0),       // not measured
+	}
+	out := compareRows(t, rows, "--num", "raft3", "--den", "sql")
+	for _, want := range []string{
+		"| W1 server CPU µs/op | W2 server CPU µs/op (all steps) | W3 server CPU µs/op |",
+		"| 600 | 600 | 600 |\n", // raft3
+		"| – | – | 900 |\n",     // raft3log
+		"| – | – | – |\n",       // sql
+		"W3 queries/s raft3 / raft3log (reads through the log): 1.50 (7500 / 5000) [≥ 5: MISSED]\n" +
+			"- W3 server CPU µs/op raft3log / raft3 (c=64): 1.50 (900 / 600 µs; with dssbench's own CPU: 1.43, 1000 / 700 µs): " +
+			"on a CPU-saturated machine, W3 queries/s raft3 / raft3log cannot exceed about this CPU ratio\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+
+	// Only one side measured.
+	out = compareRows(t, rows[5:], "--num", "raft3log", "--via_log", "sql")
+	if want := "W3 server CPU µs/op sql / raft3log (c=64): n/a"; !strings.Contains(out, want) {
+		t.Errorf("missing %q in:\n%s", want, out)
 	}
 }
 

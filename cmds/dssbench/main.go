@@ -17,7 +17,8 @@
 // starts iterations on a fixed schedule and measures latency from the
 // scheduled time, so a slow server cannot hide its queueing. Results are
 // JSON lines (--json) and a markdown table; a progress line goes to stderr
-// every second.
+// every second. With --target_pids, each phase also reports the CPU time
+// that the servers under test and dssbench spent per successful request.
 package main
 
 import (

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 )
@@ -46,6 +47,14 @@ type record struct {
 	Flights float64 `json:"flights_per_s,omitempty"`
 	Writes  float64 `json:"writes_per_s,omitempty"`
 	Queries float64 `json:"queries_per_s,omitempty"`
+
+	// phase, with --target_pids: CPU time (user + system) over the window
+	// of the target's processes (and their descendants) and of dssbench,
+	// and per successful operation. Absent: not measured.
+	TargetCPUs       float64 `json:"target_cpu_s,omitempty"`
+	TargetCPUusPerOp float64 `json:"target_cpu_us_per_op,omitempty"`
+	BenchCPUs        float64 `json:"bench_cpu_s,omitempty"`
+	BenchCPUusPerOp  float64 `json:"bench_cpu_us_per_op,omitempty"`
 
 	// w2_peak
 	PeakConcurrency int     `json:"peak_concurrency,omitempty"`
@@ -101,7 +110,23 @@ func (p phaseResult) records(label string) []record {
 		sum.Errors += s.errs
 	}
 	sum.OKPerS = float64(sum.OK) / secs
+	if p.cpu != nil {
+		sum.TargetCPUs, sum.TargetCPUusPerOp = perOp(p.cpu.target, sum.OK)
+		sum.BenchCPUs, sum.BenchCPUusPerOp = perOp(p.cpu.bench, sum.OK)
+	}
 	return append(out, sum)
+}
+
+// perOp is CPU time d in seconds, and in µs (to 0.1) per one of ok
+// operations; zero where not measured (d < 0) or there was no operation.
+func perOp(d time.Duration, ok uint64) (secs, usPerOp float64) {
+	if d < 0 {
+		return 0, 0
+	}
+	if ok > 0 {
+		usPerOp = math.Round(float64(d.Nanoseconds())/float64(ok)/100) / 10
+	}
+	return float64(d.Microseconds()) / 1e6, usPerOp
 }
 
 // output writes JSON lines and collects the markdown table.
@@ -131,8 +156,8 @@ func (o *output) emit(rs ...record) error {
 // markdown renders every record emitted so far as tables.
 func (o *output) markdown(w io.Writer) {
 	var b strings.Builder
-	b.WriteString("| label | workload | load | op | ok/s | ok | 409 | other 4xx | 5xx | errors | p50 ms | p95 ms | p99 ms | max ms |\n")
-	b.WriteString("|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| label | workload | load | op | ok/s | ok | 409 | other 4xx | 5xx | errors | p50 ms | p95 ms | p99 ms | max ms | server CPU µs/op |\n")
+	b.WriteString("|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range o.rows {
 		if r.Kind != kindOp && r.Kind != kindPhase {
 			continue
@@ -159,11 +184,15 @@ func (o *output) markdown(w io.Writer) {
 			if r.Unsent > 0 {
 				extra = append(extra, fmt.Sprintf("unsent %d", r.Unsent))
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | **all** (%s) | %.1f | %d | %d | %d | %d | %d | | | | |\n",
-				r.Label, wl, load, strings.Join(extra, ", "), r.OKPerS, r.OK, r.C409, r.C4xx-r.C409, r.C5xx, r.Errors)
+			cpu := ""
+			if r.TargetCPUusPerOp > 0 {
+				cpu = fmt.Sprintf("%.0f", r.TargetCPUusPerOp)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | **all** (%s) | %.1f | %d | %d | %d | %d | %d | | | | | %s |\n",
+				r.Label, wl, load, strings.Join(extra, ", "), r.OKPerS, r.OK, r.C409, r.C4xx-r.C409, r.C5xx, r.Errors, cpu)
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %d | %d | %d | %d | %d | %.2f | %.2f | %.2f | %.2f |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %d | %d | %d | %d | %d | %.2f | %.2f | %.2f | %.2f | |\n",
 			r.Label, wl, load, r.Op, r.OKPerS, r.OK, r.C409, r.C4xx-r.C409, r.C5xx, r.Errors,
 			r.P50ms, r.P95ms, r.P99ms, r.MaxMs)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,7 @@ type config struct {
 	calibrateFor   time.Duration
 	check          bool
 	cpuProfile     string
+	targetPIDs     []int
 	set            settings
 }
 
@@ -82,6 +84,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		"type and no 5xx or transport errors (for smoke tests; asserts no timings)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "",
 		"debug: write a CPU profile of dssbench itself to this file (to see what the load generator costs)")
+	pids := fs.String("target_pids", "", "comma-separated PIDs of the server processes under test: each phase then "+
+		"reports their CPU time (with their descendants', from /proc) and dssbench's own, and both per successful operation")
 	fs.StringVar(&cfg.set.ussBaseURLF, "uss_base_url", "https://uss%d.dssbench.example", "uss_base_url pattern (%d = USS index)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -120,6 +124,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("--w3_mix: want 4 weights, got %d", len(m))
 	}
 	copy(cfg.set.w3Mix[:], m)
+	if strings.TrimSpace(*pids) != "" {
+		if cfg.targetPIDs, err = parseInts("--target_pids", *pids); err != nil {
+			return nil, err
+		}
+		if slices.Contains(cfg.targetPIDs, 0) {
+			return nil, errors.New("--target_pids: 0 is not a PID")
+		}
+	}
 	switch {
 	case cfg.tokenKey == "":
 		return nil, errors.New("--token_key is required (e.g. the --dev_dir's dev-key.pem of core-service)")
@@ -215,6 +227,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	out := &output{label: cfg.label, json: jsonW}
 	b := &bench{cfg: cfg, c: c, out: out, progress: stderr}
+	if len(cfg.targetPIDs) > 0 {
+		b.cpu = &cpuMeter{proc: "/proc", pids: cfg.targetPIDs}
+	}
 	err = b.all(ctx)
 	out.markdown(mdW)
 	if err != nil {
@@ -239,6 +254,8 @@ type bench struct {
 	out      *output
 	progress io.Writer
 	results  []phaseResult
+	cpu      *cpuMeter // nil without --target_pids
+	cpuWarn  bool      // a missing CPU measurement was reported
 }
 
 func (b *bench) all(ctx context.Context) error {
@@ -281,7 +298,11 @@ func (b *bench) all(ctx context.Context) error {
 
 // phase runs one phase and emits its records.
 func (b *bench) phase(ctx context.Context, s *session, spec phaseSpec, iter iterFunc) (phaseResult, error) {
-	r := runPhase(ctx, s, spec, iter, b.progress)
+	r := runPhase(ctx, s, spec, iter, b.progress, b.cpu)
+	if r.cpu != nil && r.cpu.err != nil && !b.cpuWarn {
+		b.cpuWarn = true
+		fmt.Fprintf(b.progress, "dssbench: warning: %v (CPU time left out of the phases where it cannot be read)\n", r.cpu.err)
+	}
 	b.results = append(b.results, r)
 	if err := b.out.emit(r.records("")...); err != nil {
 		return r, err

@@ -44,19 +44,33 @@ type phaseResult struct {
 	names   []string
 	ops     map[string]opStats
 	errs    map[string]string
-	late    uint64 // results after the deadline (not counted)
-	unsent  uint64 // open loop: scheduled iterations never started
+	late    uint64  // results after the deadline (not counted)
+	unsent  uint64  // open loop: scheduled iterations never started
+	cpu     *cpuUse // CPU time over the window; nil: not measured
 }
 
 // runPhase runs spec with workers from s, printing a progress line to
 // progress once per second. It returns once every worker has finished its
-// last iteration.
-func runPhase(ctx context.Context, s *session, spec phaseSpec, iter iterFunc, progress io.Writer) phaseResult {
+// last iteration. A non-nil meter samples CPU time at the start and at the
+// end of the window (not after the requests in flight then drain).
+func runPhase(ctx context.Context, s *session, spec phaseSpec, iter iterFunc, progress io.Writer, meter *cpuMeter) phaseResult {
+	var cpuStart cpuUse
+	if meter != nil {
+		cpuStart = meter.sample()
+	}
 	start := time.Now()
 	deadline := start.Add(spec.duration)
 	rec := newRecorder(deadline)
 	phaseCtx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	var cpuEnd chan cpuUse
+	if meter != nil {
+		cpuEnd = make(chan cpuUse, 1)
+		go func() {
+			<-phaseCtx.Done()
+			cpuEnd <- meter.sample()
+		}()
+	}
 
 	stopProgress := startProgress(progress, spec, rec, start)
 	var unsent uint64
@@ -76,7 +90,13 @@ func runPhase(ctx context.Context, s *session, spec phaseSpec, iter iterFunc, pr
 	rec.mu.Lock()
 	late := rec.late
 	rec.mu.Unlock()
-	return phaseResult{spec: spec, elapsed: elapsed, names: names, ops: ops, errs: errs, late: late, unsent: unsent}
+	r := phaseResult{spec: spec, elapsed: elapsed, names: names, ops: ops, errs: errs, late: late, unsent: unsent}
+	if meter != nil {
+		cancel() // the window ends now if the phase ended before its deadline
+		use := (<-cpuEnd).since(cpuStart)
+		r.cpu = &use
+	}
+	return r
 }
 
 // runClosed runs n users, each starting a new iteration as soon as its

@@ -42,7 +42,7 @@ func TestOpenLoopMeasuresFromScheduledTimes(t *testing.T) {
 	s := slowServer(t, 20*time.Millisecond)
 	var progress bytes.Buffer
 	r := runPhase(context.Background(), s,
-		phaseSpec{workload: "test", rate: 100, concurrency: 1, duration: time.Second}, getIter, &progress)
+		phaseSpec{workload: "test", rate: 100, concurrency: 1, duration: time.Second}, getIter, &progress, nil)
 	st := r.ops["get"]
 	if st.ok < 10 || st.ok > 55 {
 		t.Fatalf("%d requests completed; a 20 ms server on one worker allows about 50", st.ok)
@@ -61,7 +61,7 @@ func TestOpenLoopMeasuresFromScheduledTimes(t *testing.T) {
 	// The same server with capacity to spare: latency stays near the
 	// server's 20 ms, so the schedule itself adds nothing.
 	r = runPhase(context.Background(), s,
-		phaseSpec{workload: "test", rate: 20, concurrency: 4, duration: time.Second}, getIter, &progress)
+		phaseSpec{workload: "test", rate: 20, concurrency: 4, duration: time.Second}, getIter, &progress, nil)
 	st = r.ops["get"]
 	if st.ok < 15 || st.ok > 21 {
 		t.Errorf("%d requests completed at 20/s for 1 s", st.ok)
@@ -82,7 +82,7 @@ func TestClosedLoopCountsOnlyTheWindow(t *testing.T) {
 	var progress bytes.Buffer
 	start := time.Now()
 	r := runPhase(context.Background(), s,
-		phaseSpec{workload: "test", concurrency: 2, duration: 1500 * time.Millisecond}, getIter, &progress)
+		phaseSpec{workload: "test", concurrency: 2, duration: 1500 * time.Millisecond}, getIter, &progress, nil)
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("phase took %v", took)
 	}
