@@ -112,8 +112,7 @@ type pacedWriter struct {
 
 func (p *pacedWriter) Write(b []byte) (int, error) {
 	n, err := p.w.Write(b)
-	time.Sleep(time.Since(p.last))
-	p.last = time.Now()
+	p.sleepAfter(0)
 	return n, err
 }
 
@@ -124,8 +123,12 @@ const pauseStep = 500 * time.Microsecond
 // Pause implements memstore.Pauser: the encoder calls it every few hundred
 // entities it sorts or encodes, between writes. Sorting 100,000 IDs is tens
 // of ms, which without these pauses would be one unpaced burst.
-func (p *pacedWriter) Pause() {
-	if d := time.Since(p.last); d >= pauseStep {
+func (p *pacedWriter) Pause() { p.sleepAfter(pauseStep) }
+
+// sleepAfter sleeps as long as the work since the last sleep took, if that
+// is at least least.
+func (p *pacedWriter) sleepAfter(least time.Duration) {
+	if d := time.Since(p.last); d >= least {
 		time.Sleep(d)
 		p.last = time.Now()
 	}
