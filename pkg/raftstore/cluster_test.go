@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +40,60 @@ func TestElectAndReplicate(t *testing.T) {
 				t.Fatalf("node %d applied %q %d times", id, p, n)
 			}
 		}
+	}
+}
+
+// Reads on followers, many at once so that several ReadIndex rounds are in
+// flight, each see every write acknowledged before the read began, although
+// a follower learns that a write committed only from a later message. The
+// writes go on meanwhile, so an answer to a round issued before a write
+// must not serve a read that began after it.
+func TestFollowerReadsSeeAcknowledgedWrites(t *testing.T) {
+	c := makeCluster(t, 3)
+	leader := c.waitLeader(5 * time.Second)
+	followers := others([]uint64{1, 2, 3}, leader)
+	const writes, readersPerFollower = 300, 8
+	var acked atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, len(followers)*readersPerFollower)
+	for _, f := range followers {
+		for range readersPerFollower {
+			wg.Go(func() {
+				for {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					before := int(acked.Load())
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					got, err := c.store(f).Read(ctx, func() (any, error) { return c.rec(f).len(), nil })
+					cancel()
+					if err != nil {
+						errs <- fmt.Errorf("read on %d: %w", f, err)
+						return
+					}
+					if got.(int) < before {
+						errs <- fmt.Errorf("read on %d saw %d writes, begun after %d were acknowledged", f, got, before)
+						return
+					}
+				}
+			})
+		}
+	}
+	for i := range writes {
+		if _, err := c.put(leader, fmt.Sprintf("ack-%d", i), 10*time.Second); err != nil {
+			t.Errorf("put %d: %v", i, err)
+			break
+		}
+		acked.Store(int64(i + 1))
+	}
+	close(done)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }
 

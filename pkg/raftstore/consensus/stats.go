@@ -43,6 +43,10 @@ type Stats struct {
 	// leader (from a follower), a heartbeat to and an answer from every
 	// follower.
 	ReadBarriers, ReadRounds uint64
+	// ReadRoundTime is the total time from issuing a round to its answer
+	// (over answered rounds; divided by ReadRounds, about the wait a read
+	// adds).
+	ReadRoundTime time.Duration
 }
 
 // SnapshotEvent describes one snapshot the node took, for
@@ -85,6 +89,8 @@ func (s Stats) Sub(o Stats) Stats {
 
 		ReadBarriers: s.ReadBarriers - o.ReadBarriers,
 		ReadRounds:   s.ReadRounds - o.ReadRounds,
+
+		ReadRoundTime: s.ReadRoundTime - o.ReadRoundTime,
 	}
 }
 
@@ -97,6 +103,7 @@ type nodeStats struct {
 	snapshots                                atomic.Uint64
 	snapshotCaptureNanos, snapshotNanos      atomic.Int64
 	readBarriers, readRounds                 atomic.Uint64
+	readRoundNanos                           atomic.Int64
 }
 
 // Stats returns the node's cumulative Ready-loop counters. It never blocks.
@@ -117,5 +124,7 @@ func (n *Node) Stats() Stats {
 
 		ReadBarriers: s.readBarriers.Load(),
 		ReadRounds:   s.readRounds.Load(),
+
+		ReadRoundTime: time.Duration(s.readRoundNanos.Load()),
 	}
 }

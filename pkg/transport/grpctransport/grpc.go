@@ -78,6 +78,8 @@ func NewGRPC(cfg GRPCConfig) (*GRPCTransport, error) {
 		// Peers ping every keepaliveTime to detect half-open connections;
 		// allow it even when no stream is open.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveTime / 2, PermitWithoutStream: true}),
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
 	}
 	if t.serverTLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(t.serverTLS)))

@@ -70,19 +70,21 @@ func (m *Metrics) register(reg prometheus.Registerer, st *Store) error {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dss_raft_is_leader", Help: "1 when this node is the leader."},
 			status(func(_, _, _, _ uint64, il bool) float64 { return b2f(il) })),
 	}
-	counter := func(name, help string, v func(consensus.Stats) uint64) prometheus.Collector {
+	counter := func(name, help string, v func(consensus.Stats) float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
-			func() float64 { return float64(v(st.gen.Node().Stats())) })
+			func() float64 { return v(st.gen.Node().Stats()) })
 	}
 	cs = append(cs,
 		counter("dss_raft_wal_syncs_total", "WAL saves that were fsynced.",
-			func(s consensus.Stats) uint64 { return s.WALSyncs }),
+			func(s consensus.Stats) float64 { return float64(s.WALSyncs) }),
 		counter("dss_raft_wal_entries_total", "Log entries written to the WAL (per fsync: the group-commit factor).",
-			func(s consensus.Stats) uint64 { return s.EntriesSaved }),
+			func(s consensus.Stats) float64 { return float64(s.EntriesSaved) }),
 		counter("dss_raft_read_barriers_total", "Linearizable reads that waited for a ReadIndex round.",
-			func(s consensus.Stats) uint64 { return s.ReadBarriers }),
+			func(s consensus.Stats) float64 { return float64(s.ReadBarriers) }),
 		counter("dss_raft_read_rounds_total", "ReadIndex rounds issued (per round: a heartbeat quorum; reads per round is the batching factor).",
-			func(s consensus.Stats) uint64 { return s.ReadRounds }),
+			func(s consensus.Stats) float64 { return float64(s.ReadRounds) }),
+		counter("dss_raft_read_round_seconds_total", "Time from issuing ReadIndex rounds to their answers (per round: the wait a read adds).",
+			func(s consensus.Stats) float64 { return s.ReadRoundTime.Seconds() }),
 	)
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
