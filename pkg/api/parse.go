@@ -129,19 +129,9 @@ func ParseDeleteSubscription(ri RequestInfo, id, version string) (*scd.DeleteSub
 // (update: ovn from the path, required). It follows spec §6.1 A in order and
 // leaves NewSubscriptionID for the handler to fill.
 func ParsePutOperationalIntent(ri RequestInfo, id, ovn string, create bool, body []byte) (*scd.PutOperationalIntent, error) {
-	var p PutOperationalIntentReferenceParameters
-	if err := decodeBody(body, &p); err != nil {
-		return nil, err
-	}
-	eid, err := parseID("entityid", id)
+	p, eid, ovn, err := parsePut[PutOperationalIntentReferenceParameters](body, "entityid", id, "ovn", ovn, create)
 	if err != nil {
 		return nil, err
-	}
-	if create {
-		ovn = ""
-	} else if ovn == "" {
-		// §1 Deviation: an empty path OVN is a bad request, never a create.
-		return nil, badRequest("missing ovn")
 	}
 	if p.UssBaseURL == "" {
 		return nil, badRequest("missing uss_base_url")
@@ -228,21 +218,32 @@ func ParsePutOperationalIntent(ri RequestInfo, id, ovn string, create bool, body
 	return op, nil
 }
 
+// parsePut decodes a PUT's body and checks its path: the entity ID (idName
+// in errors) and, on an update, the token that names the version replaced
+// (an OVN or a subscription version). A create ignores the token; an update
+// without one is a bad request, never a create (§1 Deviation).
+func parsePut[P any](body []byte, idName, id, tokenName, token string, create bool) (p P, eid models.ID, tok string, err error) {
+	if err = decodeBody(body, &p); err != nil {
+		return p, "", "", err
+	}
+	if eid, err = parseID(idName, id); err != nil {
+		return p, "", "", err
+	}
+	if create {
+		return p, eid, "", nil
+	}
+	if token == "" {
+		return p, "", "", badRequest("missing %s", tokenName)
+	}
+	return p, eid, token, nil
+}
+
 // ParsePutConstraint is endpoints 8 (create) and 9 (update, ovn required),
 // following spec §6.2 A: altitudes are optional for constraints.
 func ParsePutConstraint(ri RequestInfo, id, ovn string, create bool, body []byte) (*scd.PutConstraint, error) {
-	var p PutConstraintReferenceParameters
-	if err := decodeBody(body, &p); err != nil {
-		return nil, err
-	}
-	eid, err := parseID("entityid", id)
+	p, eid, ovn, err := parsePut[PutConstraintReferenceParameters](body, "entityid", id, "ovn", ovn, create)
 	if err != nil {
 		return nil, err
-	}
-	if create {
-		ovn = ""
-	} else if ovn == "" {
-		return nil, badRequest("missing ovn")
 	}
 	if err := checkBaseURL("uss_base_url", p.UssBaseURL, ri.AllowHTTPBaseURLs); err != nil {
 		return nil, err
@@ -272,18 +273,9 @@ func ParsePutConstraint(ri RequestInfo, id, ovn string, create bool, body []byte
 // required), following spec §6.3 A. Times and altitudes of extents are
 // optional; the operation normalises them (§6.3 B).
 func ParsePutSubscription(ri RequestInfo, id, version string, create bool, body []byte) (*scd.PutSubscription, error) {
-	var p PutSubscriptionParameters
-	if err := decodeBody(body, &p); err != nil {
-		return nil, err
-	}
-	sid, err := parseID("subscriptionid", id)
+	p, sid, version, err := parsePut[PutSubscriptionParameters](body, "subscriptionid", id, "version", version, create)
 	if err != nil {
 		return nil, err
-	}
-	if create {
-		version = ""
-	} else if version == "" {
-		return nil, badRequest("missing version")
 	}
 	// §6.3 A Deviation: empty is rejected even when http URLs are allowed.
 	if err := checkBaseURL("uss_base_url", p.UssBaseURL, ri.AllowHTTPBaseURLs); err != nil {

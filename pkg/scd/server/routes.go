@@ -140,6 +140,16 @@ func requireParam(v, name string) error {
 	return nil
 }
 
+// putTarget reads a PUT route's path: a create has the ID only, an update
+// also the token of the version it replaces (named name), which must not
+// be empty (requireParam).
+func putTarget(rq *request, name string) (create bool, token string, err error) {
+	if len(rq.params) == 1 {
+		return true, "", nil
+	}
+	return false, rq.params[1], requireParam(rq.params[1], name)
+}
+
 func queryOperationalIntents(s *server, rq *request) (response, error) {
 	op, err := api.ParseQueryOperationalIntents(rq.info, rq.body)
 	return run(rq, s, op, err, http.StatusOK, func(res []scd.OperationalIntentView) any {
@@ -155,13 +165,13 @@ func getOperationalIntent(s *server, rq *request) (response, error) {
 }
 
 func putOperationalIntent(s *server, rq *request) (response, error) {
-	create := len(rq.params) == 1
-	status, ovn := http.StatusCreated, ""
-	if !create {
-		status, ovn = http.StatusOK, rq.params[1]
-		if err := requireParam(ovn, "ovn"); err != nil {
-			return response{}, err
-		}
+	create, ovn, err := putTarget(rq, "ovn")
+	if err != nil {
+		return response{}, err
+	}
+	status := http.StatusOK
+	if create {
+		status = http.StatusCreated
 	}
 	op, err := api.ParsePutOperationalIntent(rq.info, rq.params[0], ovn, create, rq.body)
 	if err != nil {
@@ -208,13 +218,13 @@ func getConstraint(s *server, rq *request) (response, error) {
 }
 
 func putConstraint(s *server, rq *request) (response, error) {
-	create := len(rq.params) == 1
-	status, ovn := http.StatusCreated, ""
-	if !create {
-		status, ovn = http.StatusOK, rq.params[1]
-		if err := requireParam(ovn, "ovn"); err != nil {
-			return response{}, err
-		}
+	create, ovn, err := putTarget(rq, "ovn")
+	if err != nil {
+		return response{}, err
+	}
+	status := http.StatusOK
+	if create {
+		status = http.StatusCreated
 	}
 	op, err := api.ParsePutConstraint(rq.info, rq.params[0], ovn, create, rq.body)
 	return run(rq, s, op, err, status, func(res scd.ConstraintResult) any {
@@ -247,13 +257,9 @@ func getSubscription(s *server, rq *request) (response, error) {
 }
 
 func putSubscription(s *server, rq *request) (response, error) {
-	create := len(rq.params) == 1
-	version := ""
-	if !create {
-		version = rq.params[1]
-		if err := requireParam(version, "version"); err != nil {
-			return response{}, err
-		}
+	create, version, err := putTarget(rq, "version")
+	if err != nil {
+		return response{}, err
 	}
 	// Create and update both answer 200 (§1 row 13).
 	op, err := api.ParsePutSubscription(rq.info, rq.params[0], version, create, rq.body)
