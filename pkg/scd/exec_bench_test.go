@@ -59,6 +59,20 @@ func benchID(i int) models.ID {
 	return models.ID(fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i))
 }
 
+// tileCells covers tile (0–99) of the 10 × 10 grid of 10 km tiles over the
+// 100 × 100 km area, as the union of 25 2 km squares.
+func tileCells(b *testing.B, tile int) []models.CellID {
+	b.Helper()
+	x, y := float64(tile%10)*10, float64(tile/10)*10
+	var cells []models.CellID
+	for dx := 0.0; dx < 10; dx += 2 {
+		for dy := 0.0; dy < 10; dy += 2 {
+			cells = models.UnionCells(cells, square2km(b, x+dx, y+dy))
+		}
+	}
+	return cells
+}
+
 // loadedState holds benchOIRs OIRs of four USSs and one explicit
 // subscription per 10 × 10 km tile (as dssbench's W1 flights use), all
 // written through the real operations.
@@ -70,13 +84,7 @@ func loadedState(b *testing.B) (*memstore.State, time.Time) {
 	start, end := t0.Add(time.Hour), t0.Add(2*time.Hour)
 	for i := range 100 {
 		now = now.Add(time.Millisecond)
-		x, y := float64(i%10)*10, float64(i/10)*10
-		var cells []models.CellID
-		for dx := 0.0; dx < 10; dx += 2 {
-			for dy := 0.0; dy < 10; dy += 2 {
-				cells = models.UnionCells(cells, square2km(b, x+dx, y+dy))
-			}
-		}
+		cells := tileCells(b, i)
 		if _, err := st.Apply(context.Background(), &scd.PutSubscription{Caller: "watcher", Now: now, ID: benchID(4*benchOIRs + i),
 			Extents: models.Volume4D{Cells: cells}, USSBaseURL: "https://watcher.example", NotifyForOperationalIntents: true}); err != nil {
 			b.Fatal(err)

@@ -26,13 +26,7 @@ func BenchmarkFlightAmongTileSubscriptions(b *testing.B) {
 	for uss := range 8 {
 		for tile := range 100 {
 			now = now.Add(time.Millisecond)
-			x, y := float64(tile%10)*10, float64(tile/10)*10
-			var cells []models.CellID
-			for dx := 0.0; dx < 10; dx += 2 {
-				for dy := 0.0; dy < 10; dy += 2 {
-					cells = models.UnionCells(cells, square2km(b, x+dx, y+dy))
-				}
-			}
+			cells := tileCells(b, tile)
 			if _, err := st.Apply(context.Background(), &scd.PutSubscription{Caller: fmt.Sprintf("uss%d", uss), Now: now,
 				ID: subID(uss, tile), Extents: models.Volume4D{Cells: cells, StartTime: ptr(t0), EndTime: ptr(t0.Add(23 * time.Hour))},
 				USSBaseURL: "https://watcher.example", NotifyForOperationalIntents: true}); err != nil {

@@ -142,12 +142,13 @@ func requireParam(v, name string) error {
 
 // putTarget reads a PUT route's path: a create has the ID only, an update
 // also the token of the version it replaces (named name), which must not
-// be empty (requireParam).
-func putTarget(rq *request, name string) (create bool, token string, err error) {
+// be empty (requireParam). status is what OIR and constraint PUTs answer on
+// success: 201 for a create, 200 for an update.
+func putTarget(rq *request, name string) (create bool, token string, status int, err error) {
 	if len(rq.params) == 1 {
-		return true, "", nil
+		return true, "", http.StatusCreated, nil
 	}
-	return false, rq.params[1], requireParam(rq.params[1], name)
+	return false, rq.params[1], http.StatusOK, requireParam(rq.params[1], name)
 }
 
 func queryOperationalIntents(s *server, rq *request) (response, error) {
@@ -165,13 +166,9 @@ func getOperationalIntent(s *server, rq *request) (response, error) {
 }
 
 func putOperationalIntent(s *server, rq *request) (response, error) {
-	create, ovn, err := putTarget(rq, "ovn")
+	create, ovn, status, err := putTarget(rq, "ovn")
 	if err != nil {
 		return response{}, err
-	}
-	status := http.StatusOK
-	if create {
-		status = http.StatusCreated
 	}
 	op, err := api.ParsePutOperationalIntent(rq.info, rq.params[0], ovn, create, rq.body)
 	if err != nil {
@@ -218,13 +215,9 @@ func getConstraint(s *server, rq *request) (response, error) {
 }
 
 func putConstraint(s *server, rq *request) (response, error) {
-	create, ovn, err := putTarget(rq, "ovn")
+	create, ovn, status, err := putTarget(rq, "ovn")
 	if err != nil {
 		return response{}, err
-	}
-	status := http.StatusOK
-	if create {
-		status = http.StatusCreated
 	}
 	op, err := api.ParsePutConstraint(rq.info, rq.params[0], ovn, create, rq.body)
 	return run(rq, s, op, err, status, func(res scd.ConstraintResult) any {
@@ -257,7 +250,7 @@ func getSubscription(s *server, rq *request) (response, error) {
 }
 
 func putSubscription(s *server, rq *request) (response, error) {
-	create, version, err := putTarget(rq, "version")
+	create, version, _, err := putTarget(rq, "version")
 	if err != nil {
 		return response{}, err
 	}

@@ -95,7 +95,8 @@ func (r *stateRepo) capture() func(dst []byte) ([]byte, error) {
 
 // pacedState serialises a Frozen state at about half the speed of one core:
 // after each chunk the encoder hands over (~60 KB), and at the encoder's
-// pauses in between, it sleeps as long as the work since the last sleep took. A snapshot is background work with no deadline, while the
+// pauses in between, it sleeps as long as the work since the last sleep
+// took. A snapshot is background work with no deadline, while the
 // goroutines on the write path (Ready loops, transport, request handlers)
 // are latency-bound; without pacing, serialising 100,000 OIRs occupies a
 // core for ~100+ ms and writes queue for CPU behind it.
