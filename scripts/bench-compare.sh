@@ -2,7 +2,7 @@
 # Compare the DSS on a 3-node Raft cluster, a 1-node Raft cluster and
 # PostgreSQL, on this machine, in one go.
 #
-#   scripts/bench-compare.sh [--smoke] [--rounds N] [--duration D] [--concurrency C] [--keep]
+#   scripts/bench-compare.sh [--smoke] [--rounds N] [--duration D] [--concurrency C] [--keep] [--bin DIR]
 #
 # It builds core-service and dssbench, starts the targets on loopback
 # (ports 18091-18098 and 27091-27097, distinct from dev-cluster.sh's
@@ -35,6 +35,11 @@
 #
 # The SQL target needs core-service's --datastore_url and --migrate flags and
 # PostgreSQL's server binaries; without them it is skipped with a message.
+# --bin DIR: use the core-service and dssbench binaries in DIR instead of
+# building them (for a machine without Go, e.g. a larger one lent for a run).
+# The work directory (nodes' data, the fdatasync calibration file) is made
+# under $TMPDIR (default /tmp): point it at the disk to measure when /tmp is
+# a tmpfs.
 # Everything started here is stopped on exit, however the script ends;
 # results stay in the work directory when --keep is given (it is printed).
 set -euo pipefail
@@ -45,6 +50,7 @@ duration=10s
 conc=64
 low_conc=4
 keep=0
+bindir=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--smoke) smoke=1 ;;
@@ -52,7 +58,8 @@ while [ $# -gt 0 ]; do
 	--duration) duration="$2"; shift ;;
 	--concurrency) conc="$2"; shift ;;
 	--keep) keep=1 ;;
-	*) echo "usage: $0 [--smoke] [--rounds N] [--duration D] [--concurrency C] [--keep]" >&2; exit 2 ;;
+	--bin) bindir="$(cd "$2" && pwd)"; shift ;;
+	*) echo "usage: $0 [--smoke] [--rounds N] [--duration D] [--concurrency C] [--keep] [--bin DIR]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -67,7 +74,7 @@ if [ "$smoke" = 1 ]; then
 fi
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-work="$(mktemp -d /tmp/bench-compare.XXXXXX)"
+work="$(mktemp -d -t bench-compare.XXXXXX)"
 pgdir=""
 pgbin=""
 pids=()
@@ -115,9 +122,14 @@ for p in 18091 18092 18093 18094 18095 18096 18097 18098 27091 27092 27093 27094
 	port_free "$p" || { log "port $p is in use: stop whatever uses it first"; exit 1; }
 done
 
-log "building into $work/bin"
 mkdir -p "$work/bin" "$work/results"
-(cd "$repo" && go build -o "$work/bin/core-service" ./cmds/core-service && go build -o "$work/bin/dssbench" ./cmds/dssbench)
+if [ -n "$bindir" ]; then
+	log "using the binaries in $bindir"
+	cp "$bindir/core-service" "$bindir/dssbench" "$work/bin/"
+else
+	log "building into $work/bin"
+	(cd "$repo" && go build -o "$work/bin/core-service" ./cmds/core-service && go build -o "$work/bin/dssbench" ./cmds/dssbench)
+fi
 cs="$work/bin/core-service"
 help="$("$cs" --help 2>&1 || true)"
 has_flag() { grep -qE -- "^  -$1( |$)" <<<"$help"; }
@@ -132,14 +144,31 @@ start() {
 	eval "pid_$name=$!"
 }
 
+# http_code URL: the HTTP status of a GET of URL (000 when nothing answers),
+# with curl, or with bash's /dev/tcp where curl is missing.
+http_code() {
+	if command -v curl >/dev/null 2>&1; then
+		curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true
+		return
+	fi
+	local rest="${1#http://}" hostport path line
+	hostport="${rest%%/*}"
+	path="/${rest#*/}"
+	line="$( (exec 3<>"/dev/tcp/${hostport%:*}/${hostport#*:}" &&
+		printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$path" "$hostport" >&3 &&
+		timeout 2 head -n 1 <&3) 2>/dev/null || true)"
+	line="${line#HTTP/* }"
+	echo "${line:0:3}" | grep -E '^[0-9]{3}$' || echo 000
+}
+
 # wait_ready NAME URL: until URL/readyz answers 200 (or /healthy, on a
 # binary without /readyz); fails if the process exits or 60 s pass.
 wait_ready() {
 	local name="$1" url="$2" pidvar="pid_$1" deadline=$((SECONDS + 60)) code
 	while :; do
-		code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/readyz" || true)"
+		code="$(http_code "$url/readyz")"
 		[ "$code" = 200 ] && return 0
-		if [ "$code" = 404 ] && curl -fs -o /dev/null --max-time 2 "$url/healthy"; then
+		if [ "$code" = 404 ] && [ "$(http_code "$url/healthy")" = 200 ]; then
 			return 0
 		fi
 		if ! kill -0 "${!pidvar}" 2>/dev/null; then

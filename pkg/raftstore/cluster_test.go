@@ -97,6 +97,64 @@ func TestFollowerReadsSeeAcknowledgedWrites(t *testing.T) {
 	}
 }
 
+// gatedRecorder is a recorder whose applies block while it is gated, like a
+// node whose state machine is slow.
+type gatedRecorder struct {
+	recorder
+	gated atomic.Bool
+	gate  <-chan struct{}
+}
+
+func (g *gatedRecorder) Apply(index uint64, data []byte) (any, error) {
+	if g.gated.Load() {
+		<-g.gate
+	}
+	return g.recorder.Apply(index, data)
+}
+
+// Applying runs beside the Ready loop: while both followers' state machines
+// are stuck, they still persist and acknowledge entries and answer
+// heartbeats, so the leader keeps committing writes and confirming reads,
+// and the followers catch up once their applies resume.
+func TestStuckFollowerAppliesDoNotHoldUpCommits(t *testing.T) {
+	gate := make(chan struct{})
+	release := sync.OnceFunc(func() { close(gate) })
+	c := makeCluster(t, 3, withStateMachine(func() StateMachine { return &gatedRecorder{gate: gate} }))
+	t.Cleanup(release) // runs before the cluster's shutdown
+	leader := c.waitLeader(5 * time.Second)
+	c.mustPut(leader, "before")
+	c.waitApplied(5*time.Second, c.store(leader).Status().Applied)
+	followers := others([]uint64{1, 2, 3}, leader)
+	for _, f := range followers {
+		c.sm(f).(*gatedRecorder).gated.Store(true)
+	}
+	// Fewer writes than the apply queue holds batches.
+	for i := range 4 {
+		if _, err := c.put(leader, fmt.Sprintf("stuck-%d", i), 3*time.Second); err != nil {
+			t.Fatalf("put %d while the followers' applies are stuck: %v", i, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	got, err := c.store(leader).Read(ctx, func() (any, error) { return c.sm(leader).(*gatedRecorder).len(), nil })
+	cancel()
+	if err != nil || got.(int) != 5 {
+		t.Fatalf("leader read while the followers' applies are stuck: %v, %v; want 5 entries", got, err)
+	}
+	for _, f := range followers {
+		if n := c.sm(f).(*gatedRecorder).len(); n != 1 {
+			t.Fatalf("follower %d applied %d entries through a closed gate", f, n)
+		}
+		c.sm(f).(*gatedRecorder).gated.Store(false)
+	}
+	release()
+	c.waitApplied(5*time.Second, c.store(leader).Status().Applied)
+	for _, f := range followers {
+		if n := c.sm(f).(*gatedRecorder).len(); n != 5 {
+			t.Fatalf("follower %d applied %d entries, want 5", f, n)
+		}
+	}
+}
+
 // A leader killed while writes are in flight: every acknowledged write
 // survives on the remaining majority, every in-flight write either completes
 // exactly once or ends in ErrIndeterminate, and none hangs.

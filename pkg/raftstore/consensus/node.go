@@ -83,7 +83,13 @@ type Node struct {
 	// Owned by the Ready goroutine.
 	confState *raftpb.ConfState
 	snapIndex uint64
-	isLeader  bool
+	// sendNow and sendLater are splitMessages' buffers.
+	sendNow, sendLater []*raftpb.Message
+	// queued is the index of the last entry handed to the apply goroutine
+	// (or restored from a snapshot).
+	queued uint64
+	// applyc carries committed entries to the apply goroutine (applyLoop).
+	applyc chan applyJob
 	// snapTrigger says when to snapshot (immutable).
 	snapTrigger snapshotTrigger
 	// snapInFlight is set while a snapshot is being serialised and saved
@@ -143,6 +149,7 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 		readReqs:    make(chan chan readResult),
 		readC:       make(chan raft.ReadState, 64),
 		snapDone:    make(chan snapResult, 1),
+		applyc:      make(chan applyJob, applyQueue),
 		purgeReq:    make(chan struct{}, 1),
 		stopc:       make(chan struct{}),
 		done:        make(chan struct{}),
@@ -209,8 +216,9 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 		zap.Duration("load", loaded.Sub(begin)), zap.Duration("restore", restored.Sub(loaded)))
 
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.run()
+	go n.applyLoop()
 	go n.readLoop()
 	go n.purgeLoop()
 	return n, nil
@@ -230,6 +238,7 @@ func (n *Node) recover(ds *diskState) error {
 		n.confState = md.GetConfState()
 		n.snapIndex = md.GetIndex()
 		n.applied.Store(md.GetIndex())
+		n.queued = md.GetIndex()
 		n.commit.Store(md.GetIndex())
 	}
 	if err := n.storage.SetHardState(ds.hard); err != nil {

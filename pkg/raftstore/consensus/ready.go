@@ -45,19 +45,31 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	n.stats.readys.Add(1)
 	if rd.SoftState != nil {
 		n.leader.Store(rd.SoftState.Lead)
-		n.isLeader = rd.RaftState == raft.StateLeader
 	}
 	if rd.HardState != nil {
 		n.term.Store(rd.HardState.GetTerm())
 		n.commit.Store(rd.HardState.GetCommit())
 	}
 
-	// 1. A leader may send its messages before it persists its own entries
-	// (thesis §10.2.1): the leader counts itself in the quorum only once its
-	// own append completes (it acks itself after this Ready's persistence),
-	// so sending early just overlaps the followers' fsync with ours.
-	if n.isLeader {
-		n.tr.Send(rd.Messages)
+	// 1. Send every message that promises nothing about this node's disk
+	// now, before persisting; hold back those that do (splitMessages).
+	// A leader's appends go out before its own fsync (thesis §10.2.1): it
+	// counts itself in the quorum only once its own append completes (it
+	// acks itself after this Ready's persistence), so sending early just
+	// overlaps the followers' fsync with ours. A follower's heartbeat
+	// responses and ReadIndex requests going out now is what keeps a read
+	// round from waiting for every fsync on its way.
+	now, later := n.splitMessages(rd.Messages)
+	n.tr.Send(now)
+	// ReadStates are answers to our ReadIndex requests, each a commit index
+	// (durable on a quorum already); the read loop matches them to waiting
+	// reads, which then wait until that index is applied.
+	for _, rs := range rd.ReadStates {
+		select {
+		case n.readC <- rs:
+		case <-n.stopc:
+			return nil
+		}
 	}
 
 	// 2. Persist. The snapshot file is written before its WAL record, and
@@ -88,32 +100,42 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		return fmt.Errorf("consensus: storage append: %w", err)
 	}
 
-	// 4. A follower (or candidate) sends only now: its MsgAppResp and votes
-	// promise that the entries and vote are on disk.
-	if !n.isLeader {
-		n.tr.Send(rd.Messages)
-	}
+	// 4. Acknowledgements of entries and votes go out only now: they
+	// promise that the entries and the vote are on disk.
+	n.tr.Send(later)
+	clear(now) // drop the references until the next Ready
+	clear(later)
 
-	// ReadStates are answers to our ReadIndex requests; the read loop
-	// matches them to waiting reads.
-	for _, rs := range rd.ReadStates {
-		select {
-		case n.readC <- rs:
-		case <-n.stopc:
-			return nil
-		}
-	}
-
-	// 5. Apply committed entries (they are durable on a quorum), then
-	// maybe snapshot. Advance (by the caller) comes last.
-	if len(rd.CommittedEntries) > 0 {
-		n.stats.applyBatches.Add(1)
-		n.stats.entriesApplied.Add(uint64(len(rd.CommittedEntries)))
-	}
-	if err := n.applyEntries(rd.CommittedEntries); err != nil {
+	// 5. Hand committed entries (durable on a quorum) to the apply
+	// goroutine, then maybe snapshot. Advance (by the caller) comes last.
+	if err := n.queueApply(rd.CommittedEntries); err != nil {
 		return err
 	}
 	return n.maybeSnapshot()
+}
+
+// splitMessages divides a Ready's messages into those that may be sent
+// before the Ready is persisted and those that may only be sent after:
+// acknowledgements of appended entries (MsgAppResp) and votes (MsgVoteResp,
+// MsgPreVoteResp) promise that this node's log or vote is on disk (thesis
+// §3.8). These three are exactly what raft itself holds back until the
+// unstable state is durable in its asynchronous-storage mode (raft.go,
+// msgsAfterAppend). Everything else (appends and heartbeats from a leader,
+// heartbeat responses, forwarded proposals, ReadIndex requests and answers,
+// vote requests) asserts nothing about this node's disk. The two slices
+// reuse buffers owned by the Ready goroutine, valid until the next call.
+func (n *Node) splitMessages(msgs []*raftpb.Message) (now, later []*raftpb.Message) {
+	now, later = n.sendNow[:0], n.sendLater[:0]
+	for _, m := range msgs {
+		switch m.GetType() {
+		case raftpb.MsgAppResp, raftpb.MsgVoteResp, raftpb.MsgPreVoteResp:
+			later = append(later, m)
+		default:
+			now = append(now, m)
+		}
+	}
+	n.sendNow, n.sendLater = now, later
+	return now, later
 }
 
 // countSave records one wal.Save in the node's Stats. wal.Save writes
@@ -150,6 +172,11 @@ func (n *Node) persistSnapshot(s *raftpb.Snapshot) error {
 // installSnapshot restores a leader's snapshot into storage and the
 // Application, replacing everything applied so far.
 func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
+	// The Application is restored only once every entry queued before the
+	// snapshot is applied (they are all behind it).
+	if err := n.drainApply(); err != nil {
+		return err
+	}
 	md := s.GetMetadata()
 	if md.GetIndex() <= n.applied.Load() {
 		// raft only sends snapshots ahead of our log; an older one would be
@@ -165,12 +192,14 @@ func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
 	n.confState = md.GetConfState()
 	n.snapIndex = md.GetIndex()
 	n.lg.Info("installed snapshot from leader", zap.Uint64("index", md.GetIndex()), zap.Uint64("term", md.GetTerm()))
+	n.queued = md.GetIndex()
 	n.setApplied(md.GetIndex())
 	n.releaseAndPurge(md.GetIndex())
 	return nil
 }
 
-// applyEntries hands committed entries to the Application in order.
+// applyEntries hands committed entries to the Application in order. It runs
+// on the apply goroutine (applyLoop).
 func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 	if len(ents) == 0 {
 		return nil
@@ -213,7 +242,9 @@ func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 }
 
 // applyConfChange applies a committed membership change to raft and the
-// transport. The change's context carries the new member's address.
+// transport. The change's context carries the new member's address. It runs
+// on the apply goroutine while the Ready goroutine waits for it (queueApply),
+// so confState has one writer at a time.
 func (n *Node) applyConfChange(cc raftpb.ConfChangeI) {
 	n.confState = n.rn.ApplyConfChange(cc)
 	for _, ch := range cc.AsV2().GetChanges() {
@@ -239,18 +270,23 @@ func (n *Node) applyConfChange(cc raftpb.ConfChangeI) {
 // so that they do not all snapshot at once).
 //
 // Only the capture (Application.Snapshot: a point-in-time copy) runs here,
-// between two applies. Serialising the capture and writing and fsyncing the
+// between two applies (the apply goroutine is idle meanwhile). Serialising the capture and writing and fsyncing the
 // snapshot file, which take ~100+ ms at 100,000 OIRs, run on a goroutine of
 // the node, so applies, and with them every write of the cluster, go on
 // meanwhile. This is etcd's design: its server triggers snapshots from the
 // apply loop and creates, saves and compacts them in the background. The
 // Ready goroutine takes the result back in finishSnapshot.
 func (n *Node) maybeSnapshot() error {
-	applied := n.applied.Load()
-	if n.snapInFlight || !n.snapTrigger.due(n.snapIndex, applied) {
+	if n.snapInFlight || !n.snapTrigger.due(n.snapIndex, n.queued) {
 		return nil
 	}
+	// The capture is of the state at the last queued entry: wait until
+	// the apply goroutine has applied it.
 	start := time.Now()
+	if err := n.drainApply(); err != nil {
+		return err
+	}
+	applied := n.applied.Load()
 	write, err := n.app.Snapshot()
 	if err != nil {
 		return fmt.Errorf("consensus: state machine snapshot at %d: %w", applied, err)

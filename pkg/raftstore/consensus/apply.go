@@ -1,0 +1,102 @@
+package consensus
+
+import (
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// applyQueue is how many batches of committed entries may wait for the apply
+// goroutine before the Ready goroutine blocks handing over another.
+const applyQueue = 8
+
+// applyJob is work for the apply goroutine: committed entries to apply, or,
+// with done set, a barrier closed once everything queued before it is
+// applied.
+type applyJob struct {
+	ents []*raftpb.Entry
+	done chan struct{}
+}
+
+// applyLoop applies committed entries in log order, off the Ready goroutine
+// (etcd's server does the same): while one batch is applied, the Ready
+// goroutine already persists and sends the next, so a Ready's cycle is its
+// fsync alone and heartbeats, ReadIndex rounds and acknowledgements do not
+// wait behind applies. raft is told the entries are applied (Advance) when
+// they are queued; what must see them applied waits for a barrier
+// (drainApply): a membership change before the next Ready, a state machine
+// snapshot before its capture, a snapshot from the leader before it
+// replaces the state. Reads and proposals wait on the applied index itself
+// (WaitApplied), which only this goroutine advances once the node runs.
+func (n *Node) applyLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case job := <-n.applyc:
+			if err := n.applyEntries(job.ents); err != nil {
+				n.shutdown(err)
+				return
+			}
+			if job.done != nil {
+				close(job.done)
+			}
+		case <-n.stopc:
+			return
+		}
+	}
+}
+
+// queueApply hands a Ready's committed entries to the apply goroutine. A
+// batch with a membership change is applied before queueApply returns:
+// raft must not hand out the next Ready, which may depend on the new
+// configuration, before ApplyConfChange (etcd's server waits likewise).
+func (n *Node) queueApply(ents []*raftpb.Entry) error {
+	if len(ents) == 0 {
+		return nil
+	}
+	n.stats.applyBatches.Add(1)
+	n.stats.entriesApplied.Add(uint64(len(ents)))
+	job := applyJob{ents: ents}
+	for _, e := range ents {
+		if t := e.GetType(); t == raftpb.EntryConfChange || t == raftpb.EntryConfChangeV2 {
+			job.done = make(chan struct{})
+			break
+		}
+	}
+	if err := n.sendApply(job); err != nil {
+		return err
+	}
+	n.queued = max(n.queued, ents[len(ents)-1].GetIndex())
+	return n.waitApplyJob(job)
+}
+
+// drainApply returns once every entry queued so far is applied.
+func (n *Node) drainApply() error {
+	job := applyJob{done: make(chan struct{})}
+	if err := n.sendApply(job); err != nil {
+		return err
+	}
+	return n.waitApplyJob(job)
+}
+
+func (n *Node) sendApply(job applyJob) error {
+	select {
+	case n.applyc <- job:
+		return nil
+	case <-n.stopc:
+		return ErrStopped
+	}
+}
+
+// waitApplyJob waits for a barrier job (one with done set) to be applied. A
+// node that stops meanwhile, also because applying failed, returns
+// ErrStopped; the apply error is the node's Err.
+func (n *Node) waitApplyJob(job applyJob) error {
+	if job.done == nil {
+		return nil
+	}
+	select {
+	case <-job.done:
+		return nil
+	case <-n.stopc:
+		return ErrStopped
+	}
+}
