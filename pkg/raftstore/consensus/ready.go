@@ -68,7 +68,9 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		select {
 		case n.readC <- rs:
 		case <-n.stopc:
-			return nil
+			// An error, so that the caller does not Advance: raft would
+			// count this Ready's entries as durable here, and they are not.
+			return ErrStopped
 		}
 	}
 
