@@ -18,7 +18,7 @@ type outcome struct {
 }
 
 // dedupeTable is the replicated record of which proposals were applied. It
-// is mutated only by Apply and Restore (the consensus Ready goroutine), is
+// is mutated only by Apply and Restore (one at a time, see StateMachine), is
 // part of every snapshot, and is a deterministic function of the log, so
 // every replica skips exactly the same duplicates.
 //

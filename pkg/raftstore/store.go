@@ -37,8 +37,10 @@ var (
 //
 // Concurrency contract:
 //   - Apply, Snapshot (or SnapshotCapturer.CaptureSnapshot) and Restore are
-//     called from one goroutine (the consensus Ready loop), never
-//     concurrently with each other, Apply in log order. The store holds no lock of the StateMachine's while calling them.
+//     called one at a time, each after the previous one returned, Apply in
+//     log order: Apply on the consensus node's apply goroutine, Snapshot and
+//     Restore on its Ready goroutine while no Apply runs. The store holds no
+//     lock of the StateMachine's while calling them.
 //   - Reads (the fn given to Store.Read) run on request goroutines,
 //     concurrently with each other and with Apply. The StateMachine guards
 //     its state with its own lock: Apply, Restore (and Snapshot, unless it
@@ -104,8 +106,8 @@ type Store struct {
 	id    uint64
 	epoch uint64
 
-	// table is touched only by the consensus Ready goroutine (Apply,
-	// Snapshot, Restore).
+	// table is touched only by Apply, Snapshot and Restore, which the
+	// consensus node calls one at a time.
 	table *dedupeTable
 
 	mu      sync.Mutex

@@ -1,6 +1,6 @@
-// Package consensus runs one etcd raft node: the Ready loop, the write-ahead
-// log and snapshot files on disk, periodic snapshots with log compaction, and
-// batched ReadIndex barriers.
+// Package consensus runs one etcd raft node: the Ready loop, the apply
+// goroutine beside it, the write-ahead log and snapshot files on disk,
+// periodic snapshots with log compaction, and batched ReadIndex barriers.
 //
 // It owns the raft.Node, the raft.MemoryStorage, the WAL (DataDir/wal) and
 // the snapshot directory (DataDir/snap), and it owns the transport it is

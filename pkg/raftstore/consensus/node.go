@@ -26,15 +26,17 @@ var ErrStopped = errors.New("consensus: node stopped")
 
 // Application is the replicated state machine the node drives.
 //
-// Every method is called from the node's single Ready goroutine (Restore also
-// once from New, before that goroutine starts), never concurrently with
-// another. The one exception is the SnapshotWriter that Snapshot returns: it
-// runs on a goroutine of its own, concurrently with later calls. Apply is called for every committed normal entry with non-empty
-// data, in log order, each index once per process lifetime; after a restart
-// the Application is first restored from the newest snapshot and then
-// receives the entries after it again. An error from any method is fatal: the
-// node stops and Err reports it, so an entry is never half-applied and
-// skipped.
+// The node calls the methods one at a time, each after the previous one
+// returned, never concurrently: Apply on its apply goroutine, Snapshot and
+// Restore on its Ready goroutine while no Apply runs (Restore also once from
+// New, before either starts). The one exception is the SnapshotWriter that
+// Snapshot returns: it runs on a goroutine of its own, concurrently with
+// later calls. Apply is called for every committed normal entry with
+// non-empty data, in log order, each index once per process lifetime; after a
+// restart the Application is first restored from the newest snapshot and
+// then receives the entries after it again. An error from any method is
+// fatal: the node stops and Err reports it, so an entry is never half-applied
+// and skipped.
 type Application interface {
 	// Apply applies the committed entry at index.
 	Apply(index uint64, data []byte) error

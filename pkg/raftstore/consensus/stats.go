@@ -94,7 +94,7 @@ func (s Stats) Sub(o Stats) Stats {
 	}
 }
 
-// nodeStats is the atomic form of Stats: written by the Ready goroutine,
+// nodeStats is the atomic form of Stats: written by the node's goroutines,
 // read by Node.Stats from any goroutine without a lock.
 type nodeStats struct {
 	readys, walSaves, walSyncs, entriesSaved atomic.Uint64

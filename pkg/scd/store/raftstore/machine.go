@@ -84,8 +84,8 @@ func (r *stateRepo) Snapshot() ([]byte, error) {
 // capture takes a point-in-time copy of the state (memstore.Freeze: the
 // entity pointers, ~2 ms at 100,000 OIRs) and returns the function that
 // serialises it into exactly the bytes Snapshot would have returned now.
-// Only the Ready goroutine writes the state and it is the caller, so the
-// read lock is enough to exclude writes.
+// Only Apply and Restore write the state, and the consensus node never runs
+// them while it captures, so the read lock is enough to exclude writes.
 func (r *stateRepo) capture() func(dst []byte) ([]byte, error) {
 	r.mu.RLock()
 	frozen, index := r.st.Freeze(), r.index
