@@ -38,9 +38,9 @@ var (
 // Concurrency contract:
 //   - Apply, Snapshot (or SnapshotCapturer.CaptureSnapshot) and Restore are
 //     called one at a time, each after the previous one returned, Apply in
-//     log order: Apply on the consensus node's apply goroutine, Snapshot and
-//     Restore on its Ready goroutine while no Apply runs. The store holds no
-//     lock of the StateMachine's while calling them.
+//     log order: Apply and Snapshot on the consensus node's apply
+//     goroutine, Restore on its Ready goroutine while no Apply runs. The
+//     store holds no lock of the StateMachine's while calling them.
 //   - Reads (the fn given to Store.Read) run on request goroutines,
 //     concurrently with each other and with Apply. The StateMachine guards
 //     its state with its own lock: Apply, Restore (and Snapshot, unless it

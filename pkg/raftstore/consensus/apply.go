@@ -22,16 +22,21 @@ type applyJob struct {
 // fsync alone and heartbeats, ReadIndex rounds and acknowledgements do not
 // wait behind applies. raft is told the entries are applied (Advance) when
 // they are queued; what must see them applied waits for a barrier
-// (drainApply): a membership change before the next Ready, a state machine
-// snapshot before its capture, a snapshot from the leader before it
-// replaces the state. Reads and proposals wait on the applied index itself
-// (WaitApplied), which only this goroutine advances once the node runs.
+// (drainApply): a membership change before the next Ready, a snapshot from
+// the leader before it replaces the state. The node's own snapshots are
+// captured here, between two batches (maybeSnapshot). Reads and proposals
+// wait on the applied index itself (WaitApplied), which only this goroutine
+// advances once the node runs.
 func (n *Node) applyLoop() {
 	defer n.wg.Done()
 	for {
 		select {
 		case job := <-n.applyc:
 			if err := n.applyEntries(job.ents); err != nil {
+				n.shutdown(err)
+				return
+			}
+			if err := n.maybeSnapshot(); err != nil {
 				n.shutdown(err)
 				return
 			}
@@ -64,7 +69,6 @@ func (n *Node) queueApply(ents []*raftpb.Entry) error {
 	if err := n.sendApply(job); err != nil {
 		return err
 	}
-	n.queued = max(n.queued, ents[len(ents)-1].GetIndex())
 	return n.waitApplyJob(job)
 }
 

@@ -27,9 +27,9 @@ var ErrStopped = errors.New("consensus: node stopped")
 // Application is the replicated state machine the node drives.
 //
 // The node calls the methods one at a time, each after the previous one
-// returned, never concurrently: Apply on its apply goroutine, Snapshot and
-// Restore on its Ready goroutine while no Apply runs (Restore also once from
-// New, before either starts). The one exception is the SnapshotWriter that
+// returned, never concurrently: Apply and Snapshot on its apply goroutine,
+// Restore on its Ready goroutine while no Apply runs (and once from New,
+// before either starts). The one exception is the SnapshotWriter that
 // Snapshot returns: it runs on a goroutine of its own, concurrently with
 // later calls. Apply is called for every committed normal entry with
 // non-empty data, in log order, each index once per process lifetime; after a
@@ -82,22 +82,25 @@ type Node struct {
 	snaps   *snap.Snapshotter
 	tr      transport.Transport
 
-	// Owned by the Ready goroutine.
-	confState *raftpb.ConfState
-	snapIndex uint64
-	// sendNow and sendLater are splitMessages' buffers.
+	// sendNow and sendLater are splitMessages' buffers, owned by the Ready
+	// goroutine.
 	sendNow, sendLater []*raftpb.Message
-	// queued is the index of the last entry handed to the apply goroutine
-	// (or restored from a snapshot).
-	queued uint64
 	// applyc carries committed entries to the apply goroutine (applyLoop).
 	applyc chan applyJob
+	// confState is the membership as of the last applied entry: written by
+	// the apply goroutine (membership changes) and by the Ready goroutine
+	// while the apply goroutine is idle (installing a leader's snapshot).
+	confState *raftpb.ConfState
+	// snapIndex is the index of the newest snapshot (written by the Ready
+	// goroutine, read by the apply goroutine to decide when to snapshot).
+	snapIndex atomic.Uint64
 	// snapTrigger says when to snapshot (immutable).
 	snapTrigger snapshotTrigger
-	// snapInFlight is set while a snapshot is being serialised and saved
-	// in the background; at most one is, and its result comes back on
-	// snapDone (buffered, so the writer never blocks on a busy Ready loop).
-	snapInFlight bool
+	// snapInFlight is set (by the apply goroutine) while a snapshot is being
+	// serialised and saved in the background; at most one is, and its
+	// result comes back on snapDone (buffered, so the writer never blocks
+	// on a busy Ready loop), where the Ready goroutine clears it.
+	snapInFlight atomic.Bool
 	snapDone     chan snapResult
 	// purgeReq (buffered, 1) asks purgeLoop to delete released WAL
 	// segments and old snapshot files; pending requests coalesce.
@@ -214,7 +217,7 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 		}
 	}
 	lg.Info("raft node started", zap.Bool("new", ds.fresh), zap.Uint64("applied", n.applied.Load()),
-		zap.Uint64("snapshot", n.snapIndex), zap.Int("wal_entries", len(ds.entries)),
+		zap.Uint64("snapshot", n.snapIndex.Load()), zap.Int("wal_entries", len(ds.entries)),
 		zap.Duration("load", loaded.Sub(begin)), zap.Duration("restore", restored.Sub(loaded)))
 
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -238,9 +241,8 @@ func (n *Node) recover(ds *diskState) error {
 		}
 		md := ds.snapshot.GetMetadata()
 		n.confState = md.GetConfState()
-		n.snapIndex = md.GetIndex()
+		n.snapIndex.Store(md.GetIndex())
 		n.applied.Store(md.GetIndex())
-		n.queued = md.GetIndex()
 		n.commit.Store(md.GetIndex())
 	}
 	if err := n.storage.SetHardState(ds.hard); err != nil {

@@ -109,11 +109,8 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	clear(later)
 
 	// 5. Hand committed entries (durable on a quorum) to the apply
-	// goroutine, then maybe snapshot. Advance (by the caller) comes last.
-	if err := n.queueApply(rd.CommittedEntries); err != nil {
-		return err
-	}
-	return n.maybeSnapshot()
+	// goroutine. Advance (by the caller) comes last.
+	return n.queueApply(rd.CommittedEntries)
 }
 
 // splitMessages divides a Ready's messages into those that may be sent
@@ -192,9 +189,8 @@ func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
 		return fmt.Errorf("consensus: restoring snapshot %d: %w", md.GetIndex(), err)
 	}
 	n.confState = md.GetConfState()
-	n.snapIndex = md.GetIndex()
+	n.snapIndex.Store(md.GetIndex())
 	n.lg.Info("installed snapshot from leader", zap.Uint64("index", md.GetIndex()), zap.Uint64("term", md.GetTerm()))
-	n.queued = md.GetIndex()
 	n.setApplied(md.GetIndex())
 	n.releaseAndPurge(md.GetIndex())
 	return nil
@@ -271,24 +267,20 @@ func (n *Node) applyConfChange(cc raftpb.ConfChangeI) {
 // the node's own trigger points (snapshotTrigger: staggered between members,
 // so that they do not all snapshot at once).
 //
-// Only the capture (Application.Snapshot: a point-in-time copy) runs here,
-// between two applies (the apply goroutine is idle meanwhile). Serialising the capture and writing and fsyncing the
-// snapshot file, which take ~100+ ms at 100,000 OIRs, run on a goroutine of
-// the node, so applies, and with them every write of the cluster, go on
+// It runs on the apply goroutine after each batch, so only the capture
+// (Application.Snapshot: a point-in-time copy) holds up applies, and nothing
+// holds up the Ready loop. Serialising the capture and writing and fsyncing
+// the snapshot file, which take ~100+ ms at 100,000 OIRs, run on a goroutine
+// of the node, so applies, and with them every write of the cluster, go on
 // meanwhile. This is etcd's design: its server triggers snapshots from the
 // apply loop and creates, saves and compacts them in the background. The
 // Ready goroutine takes the result back in finishSnapshot.
 func (n *Node) maybeSnapshot() error {
-	if n.snapInFlight || !n.snapTrigger.due(n.snapIndex, n.queued) {
+	applied := n.applied.Load()
+	if n.snapInFlight.Load() || !n.snapTrigger.due(n.snapIndex.Load(), applied) {
 		return nil
 	}
-	// The capture is of the state at the last queued entry: wait until
-	// the apply goroutine has applied it.
 	start := time.Now()
-	if err := n.drainApply(); err != nil {
-		return err
-	}
-	applied := n.applied.Load()
 	write, err := n.app.Snapshot()
 	if err != nil {
 		return fmt.Errorf("consensus: state machine snapshot at %d: %w", applied, err)
@@ -307,8 +299,8 @@ func (n *Node) maybeSnapshot() error {
 		start:     start,
 		captured:  time.Since(start),
 	}
-	n.snapInFlight = true
-	n.wg.Add(1) // run's own count is held, so this never races wg.Wait
+	n.snapInFlight.Store(true)
+	n.wg.Add(1) // applyLoop's own count is held, so this never races wg.Wait
 	go n.writeSnapshot(job, write)
 	return nil
 }
@@ -375,12 +367,12 @@ func (n *Node) stopping() bool {
 // later index supersedes it: it is dropped (its file, unreferenced by the
 // WAL, is purged with the old ones).
 func (n *Node) finishSnapshot(res snapResult) error {
-	n.snapInFlight = false
+	n.snapInFlight.Store(false)
 	if res.err != nil {
 		return res.err
 	}
-	if res.index <= n.snapIndex {
-		n.lg.Debug("background snapshot superseded", zap.Uint64("index", res.index), zap.Uint64("snapshot", n.snapIndex))
+	if res.index <= n.snapIndex.Load() {
+		n.lg.Debug("background snapshot superseded", zap.Uint64("index", res.index), zap.Uint64("snapshot", n.snapIndex.Load()))
 		return nil
 	}
 	if err := n.wal.SaveSnapshot(&walpb.Snapshot{
@@ -393,7 +385,7 @@ func (n *Node) finishSnapshot(res snapResult) error {
 	if err := n.storage.CreateSnapshot(res.index, res.confState, res.snap.GetData()); err != nil {
 		return fmt.Errorf("consensus: creating snapshot at %d: %w", res.index, err)
 	}
-	n.snapIndex = res.index
+	n.snapIndex.Store(res.index)
 	if res.index > n.cfg.CatchUpEntries {
 		compact := res.index - n.cfg.CatchUpEntries
 		if first, _ := n.storage.FirstIndex(); compact > first {

@@ -30,7 +30,7 @@ type Stats struct {
 	// Snapshots counts the snapshots this node took (not those received
 	// from a leader).
 	Snapshots uint64
-	// SnapshotCaptureTime is the total time the Ready loop spent capturing
+	// SnapshotCaptureTime is the total time the apply goroutine spent capturing
 	// state for them: the only part of a snapshot that holds up applies.
 	SnapshotCaptureTime time.Duration
 	// SnapshotTime is their total time from capture to completion
@@ -57,7 +57,7 @@ type SnapshotEvent struct {
 	// Start is when the capture began; Done when the snapshot became the
 	// node's newest (file and WAL record durable, log compacted).
 	Start, Done time.Time
-	// Capture is how long the Ready loop was held up by the capture;
+	// Capture is how long applies were held up by the capture;
 	// Serialise and Save how long the background goroutine took to
 	// serialise it and to write and fsync the file.
 	Capture, Serialise, Save time.Duration
