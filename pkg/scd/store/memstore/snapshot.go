@@ -188,6 +188,9 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 func (d *decoder) state() (*State, error) {
 	s := NewState()
 	s.lastWrite = d.time()
+	// The entities come in ID order, each ID once (checkOrder): index them
+	// unsorted and sort each cell's list once at the end.
+	s.subs.unsorted, s.crs.unsorted, s.oirs.unsorted = true, true, true
 
 	n := d.count(1 + 1 + 12) // shortest record: two empty strings + a time
 	var prev string
@@ -262,6 +265,9 @@ func (d *decoder) state() (*State, error) {
 	if len(d.b) != 0 {
 		return nil, fmt.Errorf("%d unexpected bytes after the last section", len(d.b))
 	}
+	s.subs.sortCells()
+	s.crs.sortCells()
+	s.oirs.sortCells()
 	return s, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -628,5 +629,83 @@ func TestWriteTimesStrictlyIncrease(t *testing.T) {
 	apply(restored, t0, false)
 	if len(seen) != 1 || !seen[0].Equal(t0.Add(3)) {
 		t.Errorf("after restore: write at %v, want %v", seen, t0.Add(3))
+	}
+}
+
+// A restored state's cell index holds, per cell, exactly the original's
+// entries, latest start first, with no more spare room than index's growth
+// leaves, although ReadSnapshot builds it unsorted and sorts once: searches
+// that skip by binary search then find what the original finds.
+func TestRestoredCellIndexIsSorted(t *testing.T) {
+	g := newLoadGen()
+	s, ids := loadState(t, g, 2000)
+	// Replacements and removals leave the original's lists in an order of
+	// their own (and free slots), which the restored one need not share.
+	mustWrite(t, s, func(r repos.Repo) error {
+		for i, id := range ids[:600] {
+			if i%2 == 0 {
+				if err := r.DeleteOperationalIntent(ctx, id); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := r.UpsertOperationalIntent(ctx, g.oir(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var buf bytes.Buffer
+	if err := s.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ReadSnapshot(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCellIndex(t, "operational intents", &s.oirs, &r.oirs)
+	checkCellIndex(t, "subscriptions", &s.subs, &r.subs)
+	for range 200 {
+		q := g.query()
+		search := func(r repos.Repo) ([]*models.OperationalIntent, error) { return r.SearchOperationalIntents(ctx, q) }
+		want, got := view(t, s, search), view(t, r, search)
+		if len(want) == 0 && len(got) == 0 {
+			continue
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("search of the restored state found %d OIRs, the original %d", len(got), len(want))
+		}
+	}
+}
+
+func checkCellIndex[T any](t *testing.T, what string, orig, restored *table[T]) {
+	t.Helper()
+	type entry struct {
+		id models.ID
+		b  bounds
+	}
+	entries := func(tb *table[T], list []cellEntry) []entry {
+		out := make([]entry, len(list))
+		for i, e := range list {
+			out[i] = entry{tb.idOf(tb.slots[e.slot]), e.b}
+		}
+		slices.SortFunc(out, func(x, y entry) int { return strings.Compare(string(x.id), string(y.id)) })
+		return out
+	}
+	if len(restored.cells) != len(orig.cells) || len(orig.cells) == 0 {
+		t.Fatalf("%s: %d cells indexed after the round trip, %d before", what, len(restored.cells), len(orig.cells))
+	}
+	for c, list := range restored.cells {
+		for k := 1; k < len(list); k++ {
+			if list[k].b.start().after(list[k-1].b.start()) {
+				t.Fatalf("%s: cell %d not latest-start first at entry %d", what, c, k)
+			}
+		}
+		if spare := cap(list) - len(list); spare > len(list)/8+2 {
+			t.Fatalf("%s: cell %d keeps %d spare entries for %d", what, c, spare, len(list))
+		}
+		if !reflect.DeepEqual(entries(restored, list), entries(orig, orig.cells[c])) {
+			t.Fatalf("%s: cell %d holds other entries after the round trip", what, c)
+		}
 	}
 }
