@@ -72,6 +72,17 @@ func (n *Node) queueApply(ents []*raftpb.Entry) error {
 	return n.waitApplyJob(job)
 }
 
+// pokeApply has the apply goroutine check, with no entry to apply, whether a
+// snapshot is due: one that came due while another was in flight would
+// otherwise wait for the next committed entry, which an idle cluster may
+// not write for a long time. A full queue needs no poke: its jobs check.
+func (n *Node) pokeApply() {
+	select {
+	case n.applyc <- applyJob{}:
+	default:
+	}
+}
+
 // drainApply returns once every entry queued so far is applied.
 func (n *Node) drainApply() error {
 	job := applyJob{done: make(chan struct{})}

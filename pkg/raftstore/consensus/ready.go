@@ -34,6 +34,7 @@ func (n *Node) run() {
 				n.shutdown(err)
 				return
 			}
+			n.pokeApply()
 		case <-n.stopc:
 			return
 		}

@@ -62,9 +62,8 @@ func TestSnapshotInBackgroundDoesNotBlockApplies(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the released snapshot never completed")
 	}
-	// The next one starts from the Ready loop once the first is done.
-	extra := payloads("c", 1)
-	write(t, n, &app.memApp, extra...)
+	// The next one came due while the first was in flight: it starts once
+	// the first is done, with no further write.
 	select {
 	case ev := <-evc:
 		events = append(events, ev)
@@ -74,6 +73,8 @@ func TestSnapshotInBackgroundDoesNotBlockApplies(t *testing.T) {
 	if events[1].Index <= events[0].Index {
 		t.Fatalf("snapshot indexes %d then %d", events[0].Index, events[1].Index)
 	}
+	extra := payloads("c", 1)
+	write(t, n, &app.memApp, extra...)
 	n.Stop()
 
 	app2 := &memApp{}
