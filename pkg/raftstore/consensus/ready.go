@@ -12,9 +12,10 @@ import (
 )
 
 // run is the only goroutine that touches the raft.Node's Ready channel, the
-// WAL, the snapshotter and the Application (raft README: "the application
-// must handle Ready in a single goroutine", and Advance must follow each
-// Ready).
+// WAL and the snapshotter (raft README: "the application must handle Ready
+// in a single goroutine", and Advance must follow each Ready). It calls the
+// Application only to restore a leader's snapshot, while the apply
+// goroutine (applyLoop), which makes every other call, is idle.
 func (n *Node) run() {
 	defer n.wg.Done()
 	ticker := time.NewTicker(n.cfg.TickInterval)
@@ -368,7 +369,9 @@ func (n *Node) stopping() bool {
 // later index supersedes it: it is dropped (its file, unreferenced by the
 // WAL, is purged with the old ones).
 func (n *Node) finishSnapshot(res snapResult) error {
-	n.snapInFlight.Store(false)
+	// Cleared last, once snapIndex has moved: an apply goroutine that saw
+	// no snapshot in flight but the old index would start another at once.
+	defer n.snapInFlight.Store(false)
 	if res.err != nil {
 		return res.err
 	}
