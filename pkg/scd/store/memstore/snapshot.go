@@ -204,6 +204,7 @@ func (d *decoder) state() (*State, error) {
 	}
 
 	n = d.count(1 + 1 + 4 + 1 + 1 + 12 + 12 + 1 + 12)
+	s.subs.reserve(n)
 	for i := 0; i < n && d.err == nil; i++ {
 		sub := &models.Subscription{ID: models.ID(d.str()), Manager: d.str(),
 			NotificationIndex: int32(d.u32()), USSBaseURL: d.str()}
@@ -222,6 +223,7 @@ func (d *decoder) state() (*State, error) {
 	}
 
 	n = d.count(1 + 1 + 4 + 1 + 12 + 12 + 1 + 1 + 1 + 12)
+	s.crs.reserve(n)
 	for i := 0; i < n && d.err == nil; i++ {
 		c := &models.Constraint{ID: models.ID(d.str()), Manager: d.str(), Version: int32(d.u32()),
 			USSBaseURL: d.str(), StartTime: d.time(), EndTime: d.time()}
@@ -234,6 +236,8 @@ func (d *decoder) state() (*State, error) {
 	}
 
 	n = d.count(1 + 1 + 4 + 1 + 1 + 1 + 1 + 1 + 12 + 12 + 4 + 4 + 1 + 12)
+	s.oirs.reserve(n)
+	s.oirOVNs = make([]models.OVN, 0, n)
 	for i := 0; i < n && d.err == nil; i++ {
 		o := &models.OperationalIntent{ID: models.ID(d.str()), Manager: d.str(), Version: int32(d.u32()),
 			State: models.OperationalIntentState(d.str()), RequestedOVN: models.OVN(d.str())}

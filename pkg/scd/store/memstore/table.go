@@ -170,6 +170,16 @@ func (t *table[T]) index(c models.CellID, e cellEntry) {
 	t.cells[c] = slices.Insert(list, startingBefore(list, e.b.start()), e)
 }
 
+// reserve sizes an empty table's ID map and slots for n entities, so that a
+// load of known size does not grow them step by step (rehashing the map
+// each time).
+func (t *table[T]) reserve(n int) {
+	if len(t.byID) == 0 && len(t.slots) == 0 {
+		t.byID = make(map[models.ID]uint32, n)
+		t.slots = make([]*T, 0, n)
+	}
+}
+
 // sortCells ends an unsorted load: it sorts every cell's list, latest start
 // first, and trims the spare capacity that append left to what index's
 // growth leaves at most.
