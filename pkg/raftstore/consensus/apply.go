@@ -5,8 +5,13 @@ import (
 )
 
 // applyQueue is how many batches of committed entries may wait for the apply
-// goroutine before the Ready goroutine blocks handing over another.
-const applyQueue = 8
+// goroutine, besides the one it applies, before the Ready goroutine blocks
+// handing over another. One is enough to overlap persisting the next batch
+// with applying this one; a longer queue would only let the Ready loop run
+// ahead of applies that cannot keep up, and every write waits for the applies
+// queued before its own (etcd's server hands batches over unbuffered). A
+// Ready loop that has to wait instead makes bigger batches.
+const applyQueue = 1
 
 // applyJob is work for the apply goroutine: committed entries to apply, or,
 // with done set, a barrier closed once everything queued before it is
