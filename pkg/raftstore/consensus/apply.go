@@ -30,8 +30,8 @@ type applyJob struct {
 // (drainApply): a membership change before the next Ready, a snapshot from
 // the leader before it replaces the state. The node's own snapshots are
 // captured here, between two batches (maybeSnapshot). Reads and proposals
-// wait on the applied index itself (WaitApplied), which only this goroutine
-// advances once the node runs.
+// wait on the applied index itself (WaitApplied), which this goroutine
+// advances (and installing a leader's snapshot, while it is idle).
 func (n *Node) applyLoop() {
 	defer n.wg.Done()
 	for {
@@ -71,10 +71,7 @@ func (n *Node) queueApply(ents []*raftpb.Entry) error {
 			break
 		}
 	}
-	if err := n.sendApply(job); err != nil {
-		return err
-	}
-	return n.waitApplyJob(job)
+	return n.handOver(job)
 }
 
 // pokeApply has the apply goroutine check, with no entry to apply, whether a
@@ -90,26 +87,18 @@ func (n *Node) pokeApply() {
 
 // drainApply returns once every entry queued so far is applied.
 func (n *Node) drainApply() error {
-	job := applyJob{done: make(chan struct{})}
-	if err := n.sendApply(job); err != nil {
-		return err
-	}
-	return n.waitApplyJob(job)
+	return n.handOver(applyJob{done: make(chan struct{})})
 }
 
-func (n *Node) sendApply(job applyJob) error {
+// handOver queues job for the apply goroutine and, for a barrier (done set),
+// waits until it is applied. A node that stops meanwhile, also because
+// applying failed, returns ErrStopped; the apply error is the node's Err.
+func (n *Node) handOver(job applyJob) error {
 	select {
 	case n.applyc <- job:
-		return nil
 	case <-n.stopc:
 		return ErrStopped
 	}
-}
-
-// waitApplyJob waits for a barrier job (one with done set) to be applied. A
-// node that stops meanwhile, also because applying failed, returns
-// ErrStopped; the apply error is the node's Err.
-func (n *Node) waitApplyJob(job applyJob) error {
 	if job.done == nil {
 		return nil
 	}

@@ -50,8 +50,9 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 // once. With one, every read that arrives during a round waits for it to
 // end and then for a whole round of its own; a round crosses the Ready
 // loops of this node, the leader and a quorum, each of which may be busy
-// with a WAL fsync and an apply batch, so it takes 5-10 ms under load (W3
-// at 64 clients: reads were slower than writes). A few rounds in flight
+// with a WAL fsync (and, before applies had a goroutine of their own, with
+// an apply batch), so it took 5-10 ms under load (W3 at 64 clients: reads
+// were slower than writes). A few rounds in flight
 // overlap those waits; past that, new reads still batch into the next free
 // round.
 const maxReadRounds = 4
