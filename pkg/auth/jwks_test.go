@@ -237,20 +237,35 @@ func TestJWKSRefreshFailureBeyondTTL(t *testing.T) {
 	}
 }
 
+// countingTransport counts the requests a client starts. RoundTrip runs on
+// the caller's goroutine, so once Close has returned no new one can begin
+// (unlike server-side hits, where a request cancelled in flight may still be
+// handled after Close).
+type countingTransport struct {
+	next    http.RoundTripper
+	started atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.started.Add(1)
+	return c.next.RoundTrip(r)
+}
+
 func TestCloseStopsRefresher(t *testing.T) {
 	s := newJWKSServer(t, map[string]*rsa.PublicKey{"a": &keyA.PublicKey})
-	a, err := New(context.Background(), Config{JWKSEndpoint: s.srv.URL, HTTPClient: s.srv.Client(),
+	ct := &countingTransport{next: s.srv.Client().Transport}
+	a, err := New(context.Background(), Config{JWKSEndpoint: s.srv.URL, HTTPClient: &http.Client{Transport: ct},
 		AcceptedAudiences: []string{"x"}, JWKSRefreshInterval: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a refresh", func() bool { return s.hits.Load() >= 3 })
+	waitFor(t, "a refresh", func() bool { return ct.started.Load() >= 3 })
 	a.Close()
 	a.Close() // idempotent
-	after := s.hits.Load()
+	after := ct.started.Load()
 	time.Sleep(30 * time.Millisecond)
-	if got := s.hits.Load(); got != after {
-		t.Fatalf("%d fetches after Close", got-after)
+	if got := ct.started.Load(); got != after {
+		t.Fatalf("%d fetches started after Close", got-after)
 	}
 }
 
