@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"sync"
 	"testing"
@@ -131,6 +132,9 @@ type cluster struct {
 	mu     sync.Mutex
 	stores map[uint64]*Store
 	sms    map[uint64]StateMachine
+	// joining are the nodes added to the running cluster (join), which
+	// start with consensus.Config.Join.
+	joining map[uint64]bool
 }
 
 type clusterOption func(*cluster)
@@ -155,8 +159,9 @@ func makeCluster(t *testing.T, n int, opts ...clusterOption) *cluster {
 		peers:  map[uint64]string{},
 		dirs:   map[uint64]string{},
 		newSM:  func() StateMachine { return &recorder{} },
-		stores: map[uint64]*Store{},
-		sms:    map[uint64]StateMachine{},
+		stores:  map[uint64]*Store{},
+		sms:     map[uint64]StateMachine{},
+		joining: map[uint64]bool{},
 	}
 	for _, o := range opts {
 		o(c)
@@ -173,9 +178,14 @@ func makeCluster(t *testing.T, n int, opts ...clusterOption) *cluster {
 }
 
 func (c *cluster) config(id uint64) Config {
+	c.mu.Lock()
+	peers := maps.Clone(c.peers) // each node's own: join adds to c.peers
+	join := c.joining[id]
+	c.mu.Unlock()
 	cc := consensus.Config{
 		ID:             id,
-		Peers:          c.peers,
+		Peers:          peers,
+		Join:           join,
 		DataDir:        c.dirs[id],
 		TickInterval:   testTick,
 		ElectionTicks:  testElectionTicks,
@@ -221,6 +231,18 @@ func (c *cluster) crash(id uint64) {
 }
 
 func (c *cluster) restart(id uint64) { c.crash(id); c.start(id) }
+
+// join starts node id, already added with AddMember, on an empty data
+// directory as a new member.
+func (c *cluster) join(id uint64) {
+	c.t.Helper()
+	c.mu.Lock()
+	c.peers[id] = fmt.Sprintf("node-%d", id)
+	c.dirs[id] = c.t.TempDir()
+	c.joining[id] = true
+	c.mu.Unlock()
+	c.start(id)
+}
 
 func (c *cluster) store(id uint64) *Store {
 	c.mu.Lock()

@@ -35,7 +35,7 @@ func InitialSnapshot(sm StateMachine) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return write()
+	return write(nil)
 }
 
 // ReplayDataDir restores sm from a stopped node's data directory, offline:

@@ -437,7 +437,7 @@ func (a applier) Snapshot() (consensus.SnapshotWriter, error) {
 		if err != nil {
 			return nil, err
 		}
-		return func() ([]byte, error) { return appendSM(head) }, nil
+		return func(dst []byte) ([]byte, error) { return appendSM(append(dst, head...)) }, nil
 	}
 	var smData func() ([]byte, error)
 	if c, ok := s.sm.(SnapshotCapturer); ok {
@@ -452,12 +452,12 @@ func (a applier) Snapshot() (consensus.SnapshotWriter, error) {
 		}
 		smData = func() ([]byte, error) { return b, nil }
 	}
-	return func() ([]byte, error) {
+	return func(dst []byte) ([]byte, error) {
 		sm, err := smData()
 		if err != nil {
 			return nil, err
 		}
-		return append(head[:len(head):len(head)], sm...), nil
+		return append(append(dst, head...), sm...), nil
 	}, nil
 }
 

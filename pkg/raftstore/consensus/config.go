@@ -20,6 +20,12 @@ type Config struct {
 	// on every start. On a restart, membership itself comes from the WAL and
 	// snapshot; Peers only supplies the addresses.
 	Peers map[uint64]string
+	// Join makes a node whose DataDir holds no WAL start as a new member of
+	// a running cluster, added with AddMember beforehand: it does not
+	// bootstrap from Peers but waits, without a configuration, for the
+	// leader to send it the log or a snapshot. Peers must give the
+	// addresses of the current members. Ignored on a restart.
+	Join bool
 	// DataDir holds the WAL (DataDir/wal), the snapshots (DataDir/snap) and
 	// whatever the caller keeps beside them. It is created when missing.
 	DataDir string

@@ -53,9 +53,10 @@ type Application interface {
 	Restore(data []byte) error
 }
 
-// SnapshotWriter serialises a state captured by Application.Snapshot. Equal
-// captured states must give equal bytes on every node.
-type SnapshotWriter func() ([]byte, error)
+// SnapshotWriter serialises a state captured by Application.Snapshot,
+// appending it to dst (the node's own part of the snapshot), and returns the
+// extended slice. Equal captured states must give equal bytes on every node.
+type SnapshotWriter func(dst []byte) ([]byte, error)
 
 // NewTransport builds the node's transport around its message handler.
 type NewTransport func(h transport.Handler) (transport.Transport, error)
@@ -68,6 +69,9 @@ type Status struct {
 	Term     uint64
 	Commit   uint64 // highest index this node knows is committed
 	Applied  uint64 // highest index applied to the Application
+	// Removed: this node was removed from the cluster (RemoveMember); it
+	// takes no further part and must be stopped.
+	Removed bool
 }
 
 // Node is one member of a raft group. Its methods are safe for concurrent
@@ -87,10 +91,17 @@ type Node struct {
 	sendNow, sendLater []*raftpb.Message
 	// applyc carries committed entries to the apply goroutine (applyLoop).
 	applyc chan applyJob
-	// confState is the membership as of the last applied entry: written by
-	// the apply goroutine (membership changes) and by the Ready goroutine
-	// while the apply goroutine is idle (installing a leader's snapshot).
+	// confState and members are the membership as of the last applied
+	// entry: written by the apply goroutine (membership changes) and by the
+	// Ready goroutine while the apply goroutine is idle (installing a
+	// leader's snapshot), under memberMu, which readers (Members) take.
+	memberMu  sync.Mutex
 	confState *raftpb.ConfState
+	members   memberRecord
+	// changes are the membership changes this node proposed and awaits.
+	changes confChanges
+	// removed is set once this node applies its own removal.
+	removed atomic.Bool
 	// snapIndex is the index of the newest snapshot (written by the Ready
 	// goroutine, read by the apply goroutine to decide when to snapshot).
 	snapIndex atomic.Uint64
@@ -150,6 +161,7 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 		storage:     newSnapStorage(),
 		snaps:       snap.New(lg, snapDir(cfg.DataDir)),
 		confState:   &raftpb.ConfState{},
+		members:     memberRecord{addrs: map[uint64]string{}},
 		snapTrigger: newSnapshotTrigger(cfg.ID, cfg.SnapshotEntries),
 		readReqs:    make(chan chan readResult),
 		readC:       make(chan raft.ReadState, 64),
@@ -198,9 +210,13 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 	// goroutines as soon as it serves or dials, possibly before New
 	// returns. No Ready is consumed until run starts, so raft cannot act on
 	// anything before the transport is set.
-	if ds.fresh {
+	switch {
+	case ds.fresh && !cfg.Join:
 		n.rn = raft.StartNode(rc, bootstrapPeers(cfg))
-	} else {
+	default:
+		// A restart, or a new member of a running cluster: it starts with
+		// no configuration (so it never campaigns) until the leader sends
+		// it the log or a snapshot that names it a member.
 		n.rn = raft.RestartNode(rc)
 	}
 
@@ -216,7 +232,8 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 			tr.AddPeer(id, addr)
 		}
 	}
-	lg.Info("raft node started", zap.Bool("new", ds.fresh), zap.Uint64("applied", n.applied.Load()),
+	n.setMembership(n.confState, n.members) // members added since, removed ones
+	lg.Info("raft node started", zap.Bool("new", ds.fresh), zap.Bool("join", ds.fresh && cfg.Join), zap.Uint64("applied", n.applied.Load()),
 		zap.Uint64("snapshot", n.snapIndex.Load()), zap.Int("wal_entries", len(ds.entries)),
 		zap.Duration("load", loaded.Sub(begin)), zap.Duration("restore", restored.Sub(loaded)))
 
@@ -236,11 +253,15 @@ func (n *Node) recover(ds *diskState) error {
 		if err := n.storage.ApplySnapshot(ds.snapshot); err != nil {
 			return fmt.Errorf("consensus: applying snapshot to storage: %w", err)
 		}
-		if err := n.app.Restore(ds.snapshot.GetData()); err != nil {
-			return fmt.Errorf("consensus: restoring state machine from snapshot %d: %w", ds.snapshot.GetMetadata().GetIndex(), err)
-		}
 		md := ds.snapshot.GetMetadata()
-		n.confState = md.GetConfState()
+		rec, data, err := splitSnapshotData(ds.snapshot.GetData())
+		if err != nil {
+			return fmt.Errorf("consensus: snapshot %d: %w", md.GetIndex(), err)
+		}
+		if err := n.app.Restore(data); err != nil {
+			return fmt.Errorf("consensus: restoring state machine from snapshot %d: %w", md.GetIndex(), err)
+		}
+		n.setMembership(md.GetConfState(), rec)
 		n.snapIndex.Store(md.GetIndex())
 		n.applied.Store(md.GetIndex())
 		n.commit.Store(md.GetIndex())
@@ -276,7 +297,25 @@ func (n *Node) Propose(ctx context.Context, data []byte) error {
 // caller's (the transport's) goroutine rather than funnelling it through
 // the Ready loop: raft's node goroutine serialises it anyway, and the Ready
 // loop stays free to fsync (raft-notes: 6.3× throughput at c=64).
+//
+// A proposal forwarded by a follower is dropped while this node knows no
+// leader, and waits at most an election timeout otherwise: raft's node
+// accepts proposals only while it knows a leader, and a transport delivers
+// a peer's messages in order, so a proposal blocked in Step would hold up
+// the votes and heartbeats behind it, possibly the very ones that would
+// elect a leader (two members, the leader restarted while the other
+// forwarded it a proposal: neither could ever win an election). A dropped
+// proposal is proposed again by its proposer (the Raft store re-proposes
+// after a leader change or an election timeout; so does changeMembers).
 func (n *Node) Process(ctx context.Context, m *raftpb.Message) error {
+	if m.GetType() == raftpb.MessageType_MsgProp {
+		if n.leader.Load() == 0 {
+			return nil
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.electionTimeout())
+		defer cancel()
+	}
 	err := n.rn.Step(ctx, m)
 	if errors.Is(err, raft.ErrStopped) {
 		return ErrStopped
@@ -302,6 +341,7 @@ func (n *Node) Status() Status {
 		Term:     n.term.Load(),
 		Commit:   n.commit.Load(),
 		Applied:  n.applied.Load(),
+		Removed:  n.removed.Load(),
 	}
 }
 

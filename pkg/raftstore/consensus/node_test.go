@@ -47,7 +47,7 @@ func (a *memApp) Snapshot() (SnapshotWriter, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	captured := slices.Clone(a.entries)
-	return func() ([]byte, error) { return []byte(strings.Join(captured, "\n")), nil }, nil
+	return func(dst []byte) ([]byte, error) { return append(dst, strings.Join(captured, "\n")...), nil }, nil
 }
 
 func (a *memApp) Restore(b []byte) error {
@@ -439,4 +439,34 @@ func TestReadBarrierStats(t *testing.T) {
 		t.Fatalf("ReadRounds = %d for %d barriers", d.ReadRounds, readers)
 	}
 	t.Logf("%d barriers in %d rounds", d.ReadBarriers, d.ReadRounds)
+}
+
+// A proposal forwarded to a node that knows no leader must not block its
+// caller: transports deliver a peer's messages in order, and the votes
+// queued behind a blocked proposal could be the ones that elect a leader.
+func TestForwardedProposalWithoutLeaderDoesNotBlock(t *testing.T) {
+	net := memnet.New(1)
+	t.Cleanup(net.Close)
+	// Two members, only one running: it can never elect a leader.
+	n, err := New(Config{
+		ID: 1, Peers: map[uint64]string{1: "a", 2: "b"}, DataDir: t.TempDir(),
+		TickInterval: 10 * time.Millisecond, ElectionTicks: 10,
+		Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+	}, &memApp{}, func(h transport.Handler) (transport.Transport, error) { return net.Transport(1, h), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	prop := &raftpb.Message{Type: raftpb.MessageType_MsgProp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1),
+		Entries: []*raftpb.Entry{{Data: []byte("forwarded")}}}
+	done := make(chan error, 1)
+	go func() { done <- n.Process(context.Background(), prop) }()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Process: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Process of a forwarded proposal blocked while no leader is known")
+	}
 }

@@ -130,7 +130,8 @@ func writeBootstrap(dir string, id uint64, voters []uint64, index uint64, data [
 	}
 	// The snapshot file before its WAL record, as the Ready loop does.
 	s := &raftpb.Snapshot{
-		Data: data,
+		// No member was added through the log yet: an empty member record.
+		Data: append(memberRecord{}.appendTo(nil), data...),
 		Metadata: &raftpb.SnapshotMetadata{
 			ConfState: cs,
 			Index:     proto.Uint64(index),
@@ -261,7 +262,11 @@ func ReplayDataDir(dir string, app Application, lg *zap.Logger) (ReplayInfo, err
 
 	if snapshot != nil {
 		info.SnapshotIndex = snapshot.GetMetadata().GetIndex()
-		if err := app.Restore(snapshot.GetData()); err != nil {
+		_, data, err := splitSnapshotData(snapshot.GetData())
+		if err != nil {
+			return info, fmt.Errorf("consensus: snapshot %d: %w", info.SnapshotIndex, err)
+		}
+		if err := app.Restore(data); err != nil {
 			return info, fmt.Errorf("consensus: restoring state machine from snapshot %d: %w", info.SnapshotIndex, err)
 		}
 	} else if err := app.Restore(nil); err != nil {

@@ -184,13 +184,17 @@ func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
 		// a raft bug, and restoring it would move the state machine back.
 		return fmt.Errorf("consensus: snapshot at %d is not ahead of applied index %d", md.GetIndex(), n.applied.Load())
 	}
+	rec, data, err := splitSnapshotData(s.GetData())
+	if err != nil {
+		return fmt.Errorf("consensus: snapshot %d from the leader: %w", md.GetIndex(), err)
+	}
 	if err := n.storage.ApplySnapshot(s); err != nil {
 		return fmt.Errorf("consensus: storage apply snapshot: %w", err)
 	}
-	if err := n.app.Restore(s.GetData()); err != nil {
+	if err := n.app.Restore(data); err != nil {
 		return fmt.Errorf("consensus: restoring snapshot %d: %w", md.GetIndex(), err)
 	}
-	n.confState = md.GetConfState()
+	n.setMembership(md.GetConfState(), rec)
 	n.snapIndex.Store(md.GetIndex())
 	n.lg.Info("installed snapshot from leader", zap.Uint64("index", md.GetIndex()), zap.Uint64("term", md.GetTerm()))
 	n.setApplied(md.GetIndex())
@@ -241,30 +245,6 @@ func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 	return nil
 }
 
-// applyConfChange applies a committed membership change to raft and the
-// transport. The change's context carries the new member's address. It runs
-// on the apply goroutine while the Ready goroutine waits for it (queueApply),
-// so confState has one writer at a time.
-func (n *Node) applyConfChange(cc raftpb.ConfChangeI) {
-	n.confState = n.rn.ApplyConfChange(cc)
-	for _, ch := range cc.AsV2().GetChanges() {
-		id := ch.GetNodeId()
-		if id == n.cfg.ID {
-			continue
-		}
-		switch ch.GetType() {
-		case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
-			addr := n.cfg.Peers[id]
-			if v1, ok := cc.AsV1(); ok && len(v1.GetContext()) > 0 {
-				addr = string(v1.GetContext())
-			}
-			n.tr.AddPeer(id, addr)
-		case raftpb.ConfChangeRemoveNode:
-			n.tr.RemovePeer(id)
-		}
-	}
-}
-
 // maybeSnapshot starts a snapshot every SnapshotEntries applied entries, at
 // the node's own trigger points (snapshotTrigger: staggered between members,
 // so that they do not all snapshot at once).
@@ -294,13 +274,16 @@ func (n *Node) maybeSnapshot() error {
 		return fmt.Errorf("consensus: term of snapshot index %d: %w", applied, err)
 	}
 	n.stats.snapshotCaptureNanos.Add(int64(time.Since(start)))
+	n.memberMu.Lock()
 	job := snapResult{
 		index:     applied,
 		term:      term,
 		confState: proto.Clone(n.confState).(*raftpb.ConfState),
+		members:   n.members.clone(),
 		start:     start,
 		captured:  time.Since(start),
 	}
+	n.memberMu.Unlock()
 	n.snapInFlight.Store(true)
 	n.wg.Add(1) // applyLoop's own count is held, so this never races wg.Wait
 	go n.writeSnapshot(job, write)
@@ -312,6 +295,7 @@ func (n *Node) maybeSnapshot() error {
 type snapResult struct {
 	index, term uint64
 	confState   *raftpb.ConfState
+	members     memberRecord
 	start       time.Time     // capture began
 	captured    time.Duration // time the Ready goroutine spent capturing
 	serialised  time.Duration
@@ -330,7 +314,7 @@ type snapResult struct {
 func (n *Node) writeSnapshot(job snapResult, write SnapshotWriter) {
 	defer n.wg.Done()
 	began := time.Now()
-	data, err := write()
+	data, err := write(job.members.appendTo(nil))
 	job.serialised = time.Since(began)
 	switch {
 	case err != nil:

@@ -22,9 +22,9 @@ func (a *slowSnapApp) Snapshot() (SnapshotWriter, error) {
 		return nil, err
 	}
 	a.started.Add(1)
-	return func() ([]byte, error) {
+	return func(dst []byte) ([]byte, error) {
 		<-a.release
-		return write()
+		return write(dst)
 	}, nil
 }
 

@@ -1,0 +1,72 @@
+package consensus
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+func TestMemberRecordRoundTrip(t *testing.T) {
+	rec := memberRecord{addrs: map[uint64]string{3: "c:1", 1: "", 7: "host-7.example:26001"}, removed: []uint64{2, 5}}
+	app := []byte("application bytes")
+	data := append(rec.appendTo(nil), app...)
+	if again := append(rec.clone().appendTo(nil), app...); !bytes.Equal(again, data) {
+		t.Fatal("encoding is not deterministic")
+	}
+	got, gotApp, err := splitSnapshotData(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, rec) || !bytes.Equal(gotApp, app) {
+		t.Fatalf("round trip: %+v %q", got, gotApp)
+	}
+
+	// Snapshots written before the record existed: all Application data.
+	for _, legacy := range [][]byte{nil, {}, {1, 0, 'x'}} {
+		got, gotApp, err := splitSnapshotData(legacy)
+		if err != nil || len(got.addrs) != 0 || len(got.removed) != 0 || !bytes.Equal(gotApp, legacy) {
+			t.Fatalf("legacy %v: %+v %v %v", legacy, got, gotApp, err)
+		}
+	}
+
+	// Every truncation of the record, and an unknown format, is an error.
+	head := len(rec.appendTo(nil))
+	for i := 1; i < head; i++ {
+		if _, _, err := splitSnapshotData(data[:i]); err == nil {
+			t.Fatalf("record cut at %d of %d bytes accepted", i, head)
+		}
+	}
+	bad := bytes.Clone(data)
+	bad[1] = 9
+	if _, _, err := splitSnapshotData(bad); err == nil {
+		t.Fatal("unknown format accepted")
+	}
+}
+
+func TestValidChange(t *testing.T) {
+	cs := &raftpb.ConfState{Voters: []uint64{1, 2}}
+	rec := memberRecord{addrs: map[uint64]string{}, removed: []uint64{3}}
+	add, remove := raftpb.ConfChangeAddNode, raftpb.ConfChangeRemoveNode
+	for _, tc := range []struct {
+		t    raftpb.ConfChangeType
+		id   uint64
+		cs   *raftpb.ConfState
+		want error
+	}{
+		{add, 4, cs, nil},
+		{add, 2, cs, nil}, // again: records its address (the bootstrap entries do this)
+		{add, 3, cs, ErrMemberRemoved},
+		{add, 0, cs, ErrInvalidMember},
+		{remove, 2, cs, nil},
+		{remove, 4, cs, ErrNoSuchMember},
+		{remove, 1, &raftpb.ConfState{Voters: []uint64{1}}, ErrLastMember},
+		{raftpb.ConfChangeAddLearnerNode, 4, cs, ErrInvalidMember},
+	} {
+		if err := validChange(tc.cs, rec, tc.t, tc.id); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("%v %d on %v: %v, want %v", tc.t, tc.id, tc.cs.GetVoters(), err, tc.want)
+		}
+	}
+}
