@@ -16,9 +16,11 @@ type Config struct {
 	ID uint64
 	// Peers are the initial members, this node included: raft ID → the
 	// address the transport dials. They bootstrap a new cluster (the first
-	// start, when DataDir holds no WAL) and are registered with the transport
-	// on every start. On a restart, membership itself comes from the WAL and
-	// snapshot; Peers only supplies the addresses.
+	// start, when DataDir holds no WAL, unless Join) and are registered with
+	// the transport on every start. On a restart, membership itself comes
+	// from the WAL and snapshot; Peers only supplies addresses, and wins over
+	// the address a member was added with (AddMember), so an operator can
+	// point a node at a member that moved.
 	Peers map[uint64]string
 	// Join makes a node whose DataDir holds no WAL start as a new member of
 	// a running cluster, added with AddMember beforehand: it does not

@@ -210,10 +210,9 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 	// goroutines as soon as it serves or dials, possibly before New
 	// returns. No Ready is consumed until run starts, so raft cannot act on
 	// anything before the transport is set.
-	switch {
-	case ds.fresh && !cfg.Join:
+	if ds.fresh && !cfg.Join {
 		n.rn = raft.StartNode(rc, bootstrapPeers(cfg))
-	default:
+	} else {
 		// A restart, or a new member of a running cluster: it starts with
 		// no configuration (so it never campaigns) until the leader sends
 		// it the log or a snapshot that names it a member.
