@@ -8,7 +8,9 @@
 # DIR (default ./.dss-cluster) holds core-service (the binary), dev/ (the --dev
 # signing key, shared so one token works on every node), nodeN/ (raft data),
 # nodeN.log and nodeN.pid. Starting again with the same DIR restarts the nodes
-# on their data: the cluster keeps its contents.
+# on their data: the cluster keeps its contents. Each node's admin socket
+# (membership changes: dssctl member list|add|remove --raft_data_dir DIR/nodeN)
+# is DIR/nodeN/admin.sock.
 set -euo pipefail
 
 usage() {
@@ -112,6 +114,7 @@ Every node accepts this token (USS "uss1", all scopes; it expires within an hour
 export DSS_TOKEN=$token
 
 Status of a node:  curl -s http://127.0.0.1:8081/status
+Members:           go run ./cmds/dssctl member list --raft_data_dir $dir/node1
 Stop the cluster:  $0 stop $dir
 EOF
 }

@@ -17,12 +17,13 @@ import (
 // everything else, /healthy included):
 //
 //	/livez    the process is up (no store access)
-//	/readyz   the store can serve: for Raft, a leader is known and this node
-//	          has applied everything it knows to be committed; for SQL, a
-//	          pooled connection answers within readyTimeout
+//	/readyz   the store can serve: for Raft, this node is a member, a leader
+//	          is known and this node has applied everything it knows to be
+//	          committed; for SQL, a pooled connection answers within
+//	          readyTimeout
 //	/metrics  Prometheus: the store's metrics (registry reg) and the default
 //	          registry's, where etcd's WAL registers its fsync metrics
-//	/status   JSON view of the node (Raft: IDs, indexes, state hash)
+//	/status   JSON view of the node (Raft: IDs, indexes, state hash, removed)
 //
 // readyTimeout bounds /readyz's database ping: a probe must get an answer
 // well within a typical probe timeout, and a database (or pool) slower than
@@ -55,6 +56,8 @@ func newMux(api http.Handler, be *backend, kind storeKind, reg *prometheus.Regis
 		}
 		st := be.raft.Status()
 		switch {
+		case st.Removed:
+			writeText(w, http.StatusServiceUnavailable, "not ready: this node was removed from the cluster")
 		case st.Leader == 0:
 			writeText(w, http.StatusServiceUnavailable, "not ready: no raft leader known")
 		case st.Applied < st.Commit:
@@ -92,6 +95,9 @@ type raftStatusJSON struct {
 	// StateHash is the hex SHA-256 of the canonical state at AppliedIndex:
 	// nodes that report the same applied_index must report the same hash.
 	StateHash string `json:"state_hash"`
+	// Removed: this node was removed from the cluster; it serves nothing
+	// any more and must be stopped.
+	Removed bool `json:"removed"`
 }
 
 func nodeStatus(be *backend, kind storeKind) statusJSON {
@@ -104,7 +110,8 @@ func nodeStatus(be *backend, kind storeKind) statusJSON {
 	applied, hash := be.raft.StateHash()
 	st := be.raft.Status()
 	out.raftStatusJSON = &raftStatusJSON{NodeID: st.ID, LeaderID: st.Leader, IsLeader: st.IsLeader, Term: st.Term,
-		AppliedIndex: applied, CommitIndex: max(st.Commit, applied), StateHash: hex.EncodeToString(hash[:])}
+		AppliedIndex: applied, CommitIndex: max(st.Commit, applied), StateHash: hex.EncodeToString(hash[:]),
+		Removed: st.Removed}
 	return out
 }
 

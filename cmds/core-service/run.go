@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -99,6 +100,17 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if kind == storeRaft {
 		if err := cfg.raft.resolve(); err != nil {
 			return nil, err
+		}
+	} else {
+		// The Raft-only flags that change what a node does must not be
+		// silently ignored on another store.
+		adminSocketSet := false
+		fs.Visit(func(f *flag.Flag) { adminSocketSet = adminSocketSet || f.Name == "admin_socket" })
+		if cfg.raft.join {
+			return nil, fmt.Errorf("--raft_join is for the Raft store; this node runs the %v store", kind)
+		}
+		if adminSocketSet {
+			return nil, fmt.Errorf("--admin_socket serves the Raft store's membership changes; this node runs the %v store", kind)
 		}
 	}
 	return cfg, nil
@@ -210,13 +222,22 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 		}
 		defer stopPprof()
 	}
+	// The admin socket, too, is created before the store opens: a node
+	// already serving on it fails the start here.
+	var adminLn net.Listener
+	if cfg.store == storeRaft {
+		if adminLn, err = listenAdmin(cfg.raft.adminSocket); err != nil {
+			return fmt.Errorf("admin socket (--admin_socket): %w", err)
+		}
+		defer adminLn.Close() // for the early returns; Serve closes it (and removes the file) otherwise
+	}
 
 	metrics := prometheus.NewRegistry()
 	be, err := openStore(ctx, cfg, log, metrics)
 	if err != nil {
 		return err
 	}
-	// The store stops when serve returns, after the HTTP server's graceful
+	// The store stops when serve returns, after the HTTP servers' graceful
 	// shutdown below: requests in flight finish against a live store.
 	defer be.close()
 
@@ -242,9 +263,25 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     zap.NewStdLog(log.Named("http_server")),
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-
+	// Each server's Serve result, wrapped; Serve only returns early on a
+	// listener failure.
+	served := make(chan error, 2)
+	servers := []*http.Server{srv}
+	go func() { served <- fmt.Errorf("http server: %w", srv.Serve(ln)) }()
+	if adminLn != nil {
+		admin := &http.Server{
+			Handler:           newAdminHandler(be.members, cfg.raft.peers, memberChangeTimeout, log.Named("admin")),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      memberChangeTimeout + 5*time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          zap.NewStdLog(log.Named("admin_server")),
+		}
+		servers = append(servers, admin)
+		go func() { served <- fmt.Errorf("admin server: %w", admin.Serve(adminLn)) }()
+		log.Info("serving the admin endpoint (membership changes)", zap.String("socket", cfg.raft.adminSocket))
+	}
+	running := len(servers)
 	baseURL := "http://" + dialableAddr(ln.Addr())
 	log.Info("serving the DSS API", zap.String("addr", ln.Addr().String()))
 	fmt.Fprintf(stdout, "core-service listening on %s\n", baseURL)
@@ -256,8 +293,8 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 
 	select {
 	case err := <-served:
-		// Serve only returns early on a listener failure.
-		return fmt.Errorf("http server: %w", err)
+		running--
+		stop(err)
 	case <-be.done:
 		// The store stopped by itself: corrupt data, an entry this binary
 		// cannot decode, a failed disk write. Serving on would only answer
@@ -266,13 +303,23 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", zap.NamedError("reason", context.Cause(ctx)))
+	// Both servers finish their requests in flight (a membership change
+	// included) within one deadline.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("graceful shutdown incomplete; closing connections", zap.Error(err))
-		_ = srv.Close()
+	var wg sync.WaitGroup
+	for _, s := range servers {
+		wg.Go(func() {
+			if err := s.Shutdown(sctx); err != nil {
+				log.Warn("graceful shutdown incomplete; closing connections", zap.Error(err))
+				_ = s.Close()
+			}
+		})
 	}
-	<-served // http.ErrServerClosed once Shutdown/Close returned
+	wg.Wait()
+	for ; running > 0; running-- {
+		<-served // http.ErrServerClosed once Shutdown/Close returned
+	}
 	if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
 		return cause
 	}

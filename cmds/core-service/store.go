@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,6 +73,8 @@ type raftConfig struct {
 	tlsKey          string
 	tlsCA           string
 	readsViaLog     bool
+	join            bool
+	adminSocket     string
 
 	// peers is peersFlag parsed, with this node added for a single node.
 	peers map[uint64]string
@@ -101,6 +104,13 @@ func (c *raftConfig) registerFlags(fs *flag.FlagSet) {
 			grpctransport.NodeName(1)+" for ID 1)")
 	fs.StringVar(&c.tlsKey, "raft_tls_key", "", "PEM private key of --raft_tls_cert")
 	fs.StringVar(&c.tlsCA, "raft_tls_ca", "", "PEM CA certificate that signed every node's raft certificate")
+	fs.BoolVar(&c.join, "raft_join", false,
+		"on an empty --raft_data_dir, start as a new member of an existing cluster (added first with "+
+			"'dssctl member add') instead of bootstrapping one; --raft_peers must name the current members and this node. "+
+			"Ignored once the data directory holds a WAL")
+	fs.StringVar(&c.adminSocket, "admin_socket", "",
+		"`path` of the Unix socket of the admin endpoint (membership changes, used by 'dssctl member'); mode 0600, no token "+
+			"(default <raft_data_dir>/"+adminSocketName+"; Raft store only)")
 	fs.BoolVar(&c.readsViaLog, "raft_reads_via_log", false,
 		"benchmarks only: every read is proposed as a Raft log entry and executed by every replica when applied, "+
 			"as in a DSS without ReadIndex reads, to measure what ReadIndex reads save (answers are unchanged, only slower); "+
@@ -131,6 +141,16 @@ func (c *raftConfig) resolve() error {
 	peers, err := parsePeers(c.peersFlag)
 	if err != nil {
 		return fmt.Errorf("--raft_peers: %w", err)
+	}
+	if c.join && len(peers) == 0 {
+		return errors.New("--raft_join needs --raft_peers naming the cluster's current members and this node " +
+			"(a joining node must know where to reach them)")
+	}
+	if c.adminSocket == "" {
+		c.adminSocket = filepath.Join(c.dataDir, adminSocketName)
+	}
+	if err := checkSocketPath(c.adminSocket); err != nil {
+		return err
 	}
 	if len(peers) == 0 {
 		if c.addr == "" {
@@ -197,6 +217,9 @@ type backend struct {
 	store scd.Store
 	// raft is the Raft store, nil for the other backends.
 	raft *raftstore.Store
+	// members changes the Raft cluster's membership (the admin endpoint);
+	// nil for the other backends.
+	members memberAdmin
 	// ping, when set, checks that the store can serve (/readyz): the SQL
 	// store's database answers.
 	ping func(ctx context.Context) error
@@ -237,6 +260,7 @@ func openRaftStore(rc *raftConfig, log *zap.Logger, reg prometheus.Registerer) (
 			HeartbeatTicks:  rc.heartbeatTicks,
 			SnapshotEntries: rc.snapshotEntries,
 			CatchUpEntries:  rc.catchUpEntries,
+			Join:            rc.join,
 			Logger:          rlog,
 		},
 		NewTransport: func(h transport.Handler) (transport.Transport, error) {
@@ -255,16 +279,16 @@ func openRaftStore(rc *raftConfig, log *zap.Logger, reg prometheus.Registerer) (
 	if err != nil {
 		return nil, fmt.Errorf("opening the Raft store in %s: %w", rc.dataDir, err)
 	}
-	members := make([]uint64, 0, len(rc.peers))
+	peers := make([]uint64, 0, len(rc.peers))
 	for id := range rc.peers {
-		members = append(members, id)
+		peers = append(peers, id)
 	}
-	slices.Sort(members)
-	log.Info("raft store open", zap.Uint64("node_id", rc.nodeID), zap.Uint64s("initial_members", members),
-		zap.String("data_dir", rc.dataDir))
+	slices.Sort(peers)
+	log.Info("raft store open", zap.Uint64("node_id", rc.nodeID), zap.Uint64s("peers", peers),
+		zap.Bool("join", rc.join), zap.String("data_dir", rc.dataDir))
 	if rc.readsViaLog {
 		log.Warn("--raft_reads_via_log: every read is proposed through the Raft log and executed by every replica " +
 			"(benchmarks only; every node of the cluster must run with it)")
 	}
-	return &backend{store: st, raft: st, done: st.Done(), err: st.Err, close: st.Stop}, nil
+	return &backend{store: st, raft: st, members: st.Node(), done: st.Done(), err: st.Err, close: st.Stop}, nil
 }

@@ -7,9 +7,10 @@
 //
 // It owns operator tooling only. It must never hold or print a production
 // signing key, or bypass the service: `token` mints tokens for local testing
-// only (see auth.MintToken), and later commands (cluster status, snapshot
-// save/restore) go through the node's own interfaces. The exceptions are
-// the commands that work where no node is serving: `migrate` (the SQL
+// only (see auth.MintToken); `member` (list, add or remove Raft members)
+// goes through a running node's admin socket, and later commands (snapshot
+// save/restore) will go through the node's own interfaces too. The
+// exceptions are the commands that work where no node is serving: `migrate` (the SQL
 // schema, through sqlstore.Migrate), `copy-sql-to-raft` (writes the data
 // directories of a cluster not yet started) and `copy-raft-to-sql` (reads a
 // stopped node's directory, refusing one a running node holds). They reuse

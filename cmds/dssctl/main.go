@@ -13,8 +13,8 @@ type command struct {
 	run     func(args []string, stdout, stderr io.Writer) int
 }
 
-// commands is the command table; later subcommands (cluster status,
-// snapshot save/restore, ...) are added here.
+// commands is the command table; later subcommands (snapshot
+// save/restore, ...) are added here.
 func commands() []command {
 	return []command{
 		{"help", "list commands, or show one command's flags: help [COMMAND]", runHelp},
@@ -22,6 +22,7 @@ func commands() []command {
 		{"migrate", "apply the SQL store's schema migrations up or down", runMigrate},
 		{"copy-sql-to-raft", "write a new Raft cluster's data directories from a PostgreSQL database", runCopySQLToRaft},
 		{"copy-raft-to-sql", "copy a stopped Raft node's data into an empty PostgreSQL database", runCopyRaftToSQL},
+		{"member", "list, add or remove Raft cluster members: member list|add|remove", runMember},
 	}
 }
 

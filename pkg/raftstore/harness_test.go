@@ -153,12 +153,12 @@ func withStateMachine(f func() StateMachine) clusterOption {
 func makeCluster(t *testing.T, n int, opts ...clusterOption) *cluster {
 	t.Helper()
 	c := &cluster{
-		t:      t,
-		lg:     zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
-		net:    memnet.New(1),
-		peers:  map[uint64]string{},
-		dirs:   map[uint64]string{},
-		newSM:  func() StateMachine { return &recorder{} },
+		t:       t,
+		lg:      zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+		net:     memnet.New(1),
+		peers:   map[uint64]string{},
+		dirs:    map[uint64]string{},
+		newSM:   func() StateMachine { return &recorder{} },
 		stores:  map[uint64]*Store{},
 		sms:     map[uint64]StateMachine{},
 		joining: map[uint64]bool{},

@@ -71,6 +71,9 @@ type Node struct {
 	RaftAddr string
 	DataDir  string
 	LogPath  string
+	// Flags are appended to this node's flags only, after the cluster's
+	// (a repeated flag's last value wins).
+	Flags []string
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -230,7 +233,8 @@ func (c *Cluster) args(n *Node) []string {
 			"--server_timeout", serverTimeout.String(),
 			"--log_level", "info",
 		)
-		return append(args, c.opts.ExtraFlags...)
+		args = append(args, c.opts.ExtraFlags...)
+		return append(args, n.Flags...)
 	}
 	args = append(args,
 		"--raftstore",
@@ -247,7 +251,8 @@ func (c *Cluster) args(n *Node) []string {
 		// info: the consensus layer logs snapshot installation there.
 		"--log_level", "info",
 	)
-	return append(args, c.opts.ExtraFlags...)
+	args = append(args, c.opts.ExtraFlags...)
+	return append(args, n.Flags...)
 }
 
 // Start starts node i's process (the first start or a restart); it does
@@ -332,6 +337,11 @@ func (c *Cluster) signal(i int, sig syscall.Signal, timeout time.Duration) error
 // exits with status 0 in time.
 func (c *Cluster) StopNode(i int) {
 	c.t.Helper()
+	// The client's pool may hold connections it dialled but never used
+	// (concurrent requests race a dial against a connection coming back);
+	// the node's graceful shutdown waits up to 5 s for such a connection's
+	// first request. Closing idle connections keeps the stop quick.
+	c.HTTP.CloseIdleConnections()
 	start := time.Now()
 	if err := c.signal(i, syscall.SIGTERM, stopTimeout); err != nil {
 		c.t.Fatalf("node %d: exit after SIGTERM: %v (want a clean exit 0)", c.Nodes[i].ID, err)

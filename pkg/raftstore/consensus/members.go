@@ -30,8 +30,8 @@ var (
 	ErrInvalidMember = errors.New("consensus: invalid member")
 	// ErrMemberExists: the ID is already a member.
 	ErrMemberExists = errors.New("consensus: already a member")
-	// ErrMemberRemoved: the ID was a member once; a raft ID is never reused
-	// (a new node under an old ID could vote twice in a term).
+	// ErrMemberRemoved: the ID was removed already; a raft ID is never
+	// reused (a new node under an old ID could vote twice in a term).
 	ErrMemberRemoved = errors.New("consensus: the ID was removed from the cluster and cannot be reused")
 	// ErrNoSuchMember: removing an ID that is not a member.
 	ErrNoSuchMember = errors.New("consensus: not a member")
@@ -303,6 +303,8 @@ func validChange(cs *raftpb.ConfState, rec memberRecord, t raftpb.ConfChangeType
 		}
 	case raftpb.ConfChangeRemoveNode:
 		switch {
+		case slices.Contains(rec.removed, id):
+			return fmt.Errorf("%w: %d", ErrMemberRemoved, id)
 		case !slices.Contains(voters, id):
 			return fmt.Errorf("%w: %d", ErrNoSuchMember, id)
 		case len(voters) == 1:
@@ -449,6 +451,7 @@ func (n *Node) setMembership(cs *raftpb.ConfState, rec memberRecord) {
 	for _, id := range rec.removed {
 		if id == n.cfg.ID {
 			n.removed.Store(true)
+			n.lg.Error("this node was removed from the cluster: stop it; its data directory and raft ID must not be used again")
 		} else {
 			n.tr.RemovePeer(id)
 		}

@@ -62,6 +62,7 @@ func TestValidChange(t *testing.T) {
 		{add, 0, cs, ErrInvalidMember},
 		{remove, 2, cs, nil},
 		{remove, 4, cs, ErrNoSuchMember},
+		{remove, 3, cs, ErrMemberRemoved},
 		{remove, 1, &raftpb.ConfState{Voters: []uint64{1}}, ErrLastMember},
 		{raftpb.ConfChangeAddLearnerNode, 4, cs, ErrInvalidMember},
 	} {

@@ -152,6 +152,9 @@ func (s *Store) Transact(ctx context.Context, op scd.Operation) (any, error) {
 // Status reports the node's view of the cluster.
 func (s *Store) Status() consensus.Status { return s.gen.Status() }
 
+// Node returns the consensus node, for membership changes.
+func (s *Store) Node() *consensus.Node { return s.gen.Node() }
+
 // StateHash returns the SHA-256 of the canonical encoding of the state and
 // the log index it is the state at, read under the lock that Apply takes, so
 // nodes reporting the same index must report the same hash.

@@ -1,0 +1,330 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// `dssctl member` changes a Raft cluster's membership through one running
+// node's admin socket (core-service --admin_socket, by default
+// <raft_data_dir>/admin.sock): it must run on that node's machine, as a
+// user who may open the socket (mode 0600: the node's own user or root).
+
+// adminSocketName is the admin socket's name in a node's data directory
+// (core-service's default --admin_socket).
+const adminSocketName = "admin.sock"
+
+// memberRequestTimeout bounds one request; the node itself gives a change
+// 10 s to be applied before answering 503.
+const memberRequestTimeout = 30 * time.Second
+
+// adminMembers is the node's answer to every admin request that succeeds.
+type adminMembers struct {
+	Members []struct {
+		ID       uint64 `json:"id"`
+		RaftAddr string `json:"raft_addr"`
+	} `json:"members"`
+	Removed  []uint64 `json:"removed"`
+	LeaderID uint64   `json:"leader_id"`
+	NodeID   uint64   `json:"node_id"`
+}
+
+func memberUsage(w io.Writer) {
+	fmt.Fprint(w, `usage: dssctl member list   (--raft_data_dir DIR | --admin_socket PATH)
+       dssctl member add    (--raft_data_dir DIR | --admin_socket PATH) --id N --raft_addr HOST:PORT
+       dssctl member remove (--raft_data_dir DIR | --admin_socket PATH) --id N
+
+Lists or changes the members (voters) of a Raft cluster through the admin socket of one
+running node, on that node's machine: DIR/admin.sock for the node's --raft_data_dir DIR, or
+the node's --admin_socket. Changes go through the cluster's log: any current member may
+take them, and each answers once applied on that node, with the new membership.
+
+  list     the members, the removed IDs (never reused) and the leader
+  add      add a voter with a NEW raft ID; then start that node on an empty data directory
+           with --raft_node_id N --raft_join and --raft_peers naming the members and itself
+  remove   remove a voter; stop its node: its data directory and ID must not be used again
+
+To replace a lost node in a cluster of three: remove it first, then add the new node under a
+new ID (the quorum stays 2 of the 3 members while the new node catches up).
+
+Run "dssctl member SUBCOMMAND -h" for its flags.
+`)
+}
+
+// runMember implements `dssctl member list|add|remove`.
+func runMember(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "dssctl member: a subcommand is required (list, add or remove)")
+		fmt.Fprintln(stderr)
+		memberUsage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		memberUsage(stdout)
+		return 0
+	case "list":
+		return runMemberList(args[1:], stdout, stderr)
+	case "add":
+		return runMemberAdd(args[1:], stdout, stderr)
+	case "remove":
+		return runMemberRemove(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "dssctl member: unknown subcommand %q\n\n", args[0])
+	memberUsage(stderr)
+	return 2
+}
+
+// adminTarget is the node a member subcommand talks to.
+type adminTarget struct {
+	dataDir, socket string
+}
+
+func (a *adminTarget) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.dataDir, "raft_data_dir", "", "the node's --raft_data_dir: its admin socket is `DIR`/"+adminSocketName)
+	fs.StringVar(&a.socket, "admin_socket", "", "the node's --admin_socket `PATH` (when it was set)")
+}
+
+// path returns the socket path, or a usage error.
+func (a *adminTarget) path() (string, error) {
+	switch {
+	case a.dataDir != "" && a.socket != "":
+		return "", errors.New("give either --raft_data_dir or --admin_socket, not both")
+	case a.socket != "":
+		return a.socket, nil
+	case a.dataDir != "":
+		return filepath.Join(a.dataDir, adminSocketName), nil
+	}
+	return "", errors.New("--raft_data_dir or --admin_socket is required (the node's admin socket)")
+}
+
+func newMemberFlagSet(sub, synopsis, about string, stderr io.Writer) (*flag.FlagSet, *adminTarget) {
+	fs := flag.NewFlagSet("member "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	t := &adminTarget{}
+	t.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: dssctl member %s\n\n%s\n\nflags:\n", synopsis, about)
+		fs.PrintDefaults()
+	}
+	return fs, t
+}
+
+func runMemberList(args []string, stdout, stderr io.Writer) int {
+	fs, target := newMemberFlagSet("list", "list (--raft_data_dir DIR | --admin_socket PATH)",
+		"Prints the cluster's members as the node knows them (as of its applied index), the IDs removed\nfrom the cluster, and the leader.",
+		stderr)
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	path, err := target.path()
+	if err != nil {
+		return usageErrorf(fs, stderr, "member list")("%v", err)
+	}
+	ms, err := adminRequest(path, http.MethodGet, "/members", nil)
+	if err != nil {
+		return fail(stderr, "member list", err)
+	}
+	printMembers(stdout, ms)
+	return 0
+}
+
+func runMemberAdd(args []string, stdout, stderr io.Writer) int {
+	fs, target := newMemberFlagSet("add", "add (--raft_data_dir DIR | --admin_socket PATH) --id N --raft_addr HOST:PORT",
+		"Adds a voter with raft ID N that the other members dial at HOST:PORT. N must be new: an ID is\n"+
+			"never reused, even after its member was removed. Once added, start the new node on an empty data\n"+
+			"directory with --raft_node_id N --raft_join, and --raft_peers naming the current members and itself.\n"+
+			"It counts in the quorum from now on: add a node only while the others have a quorum without it.",
+		stderr)
+	id := fs.Uint64("id", 0, "raft ID of the new member (required; never used before in this cluster)")
+	raftAddr := fs.String("raft_addr", "", "`host:port` the other members dial the new member's raft transport at (required)")
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	usageErr := usageErrorf(fs, stderr, "member add")
+	path, err := target.path()
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	if *id == 0 {
+		return usageErr("--id is required (a positive raft ID)")
+	}
+	if *raftAddr == "" {
+		return usageErr("--raft_addr is required")
+	}
+	if host, port, err := net.SplitHostPort(*raftAddr); err != nil || host == "" || port == "" {
+		return usageErr("--raft_addr %q: want host:port", *raftAddr)
+	}
+	ms, err := adminRequest(path, http.MethodPost, "/members", map[string]any{"id": *id, "raft_addr": *raftAddr})
+	if err != nil {
+		return fail(stderr, "member add", err)
+	}
+	fmt.Fprintf(stdout, "added member %d (raft address %s).\n", *id, *raftAddr)
+	fmt.Fprintf(stdout, "Now start it on an empty data directory with --raft_node_id %d --raft_join and --raft_peers %s\n\n",
+		*id, peersFlagHint(ms, *id, *raftAddr))
+	printMembers(stdout, ms)
+	return 0
+}
+
+func runMemberRemove(args []string, stdout, stderr io.Writer) int {
+	fs, target := newMemberFlagSet("remove", "remove (--raft_data_dir DIR | --admin_socket PATH) --id N",
+		"Removes the voter with raft ID N. Stop that node afterwards (a removed node cannot serve); its\n"+
+			"data directory and its ID must never be used again.",
+		stderr)
+	id := fs.Uint64("id", 0, "raft ID of the member to remove (required)")
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	usageErr := usageErrorf(fs, stderr, "member remove")
+	path, err := target.path()
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	if *id == 0 {
+		return usageErr("--id is required (a positive raft ID)")
+	}
+	ms, err := adminRequest(path, http.MethodDelete, fmt.Sprintf("/members/%d", *id), nil)
+	if err != nil {
+		return fail(stderr, "member remove", err)
+	}
+	fmt.Fprintf(stdout, "removed member %d: stop its node now; its data directory and raft ID must not be used again.\n\n", *id)
+	printMembers(stdout, ms)
+	return 0
+}
+
+// peersFlagHint is the --raft_peers value for a new member: every member
+// with the address this node knows for it ("?" where it knows none).
+func peersFlagHint(ms adminMembers, id uint64, addr string) string {
+	var parts []string
+	for _, m := range ms.Members {
+		a := m.RaftAddr
+		if m.ID == id {
+			a = addr
+		}
+		if a == "" {
+			a = "?"
+		}
+		parts = append(parts, fmt.Sprintf("%d=%s", m.ID, a))
+	}
+	return strings.Join(parts, ",")
+}
+
+// printMembers writes the membership as a table.
+func printMembers(w io.Writer, ms adminMembers) {
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tRAFT ADDRESS\tNOTES")
+	for _, m := range ms.Members {
+		addr := m.RaftAddr
+		if addr == "" {
+			addr = "(not known to this node)"
+		}
+		var notes []string
+		if m.ID == ms.LeaderID {
+			notes = append(notes, "leader")
+		}
+		if m.ID == ms.NodeID {
+			notes = append(notes, "this node")
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\n", m.ID, addr, strings.Join(notes, ", "))
+	}
+	_ = tw.Flush()
+	for line := range strings.Lines(table.String()) {
+		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
+	}
+	removed := "none"
+	if len(ms.Removed) > 0 {
+		ids := make([]string, len(ms.Removed))
+		for i, id := range ms.Removed {
+			ids[i] = fmt.Sprint(id)
+		}
+		removed = strings.Join(ids, ", ")
+	}
+	fmt.Fprintf(w, "removed IDs (never reused): %s\n", removed)
+	if ms.LeaderID == 0 {
+		fmt.Fprintf(w, "node %d knows no leader now\n", ms.NodeID)
+	}
+}
+
+// adminRequest sends one request to the admin socket at path and decodes
+// the membership it answers with; an error answer becomes an error with the
+// node's message.
+func adminRequest(path, method, urlPath string, body any) (adminMembers, error) {
+	var out adminMembers
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return out, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, memberRequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, "http://admin"+urlPath, rd)
+	if err != nil {
+		return out, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return out, dialError(path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return out, fmt.Errorf("reading the node's answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(data, &e) != nil || e.Message == "" {
+			e.Message = strings.TrimSpace(string(data))
+		}
+		return out, fmt.Errorf("%s (HTTP %d)", e.Message, resp.StatusCode)
+	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		return out, fmt.Errorf("the node's answer is not a membership: %v", err)
+	}
+	return out, nil
+}
+
+// dialError explains why the admin socket could not be reached.
+func dialError(path string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("no admin socket at %s: is the node running, and is this its --raft_data_dir "+
+			"(or --admin_socket)? (%w)", path, err)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("nothing answers on the admin socket %s: the node is not running (%w)", path, err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("no permission to open the admin socket %s: run as the node's user (%w)", path, err)
+	case errors.Is(err, syscall.EINVAL) && len(path) > 100:
+		return fmt.Errorf("the admin socket path %s is too long for a Unix socket: give the node, and this "+
+			"command, a shorter --admin_socket (%w)", path, err)
+	}
+	return fmt.Errorf("admin socket %s: %w", path, err)
+}
