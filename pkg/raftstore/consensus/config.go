@@ -26,7 +26,9 @@ type Config struct {
 	// a running cluster, added with AddMember beforehand: it does not
 	// bootstrap from Peers but waits, without a configuration, for the
 	// leader to send it the log or a snapshot. Peers must give the
-	// addresses of the current members. Ignored on a restart.
+	// addresses of the current members. The WAL records it: a restart
+	// before the leader sent anything still waits, with or without Join.
+	// Ignored on a restart.
 	Join bool
 	// DataDir holds the WAL (DataDir/wal), the snapshots (DataDir/snap) and
 	// whatever the caller keeps beside them. It is created when missing.

@@ -37,22 +37,37 @@ type diskState struct {
 	snapshot *raftpb.Snapshot // nil when none
 	hard     *raftpb.HardState
 	entries  []*raftpb.Entry
-	fresh    bool // no WAL existed: a new member
+	fresh    bool // the WAL holds nothing yet: a new member
+	// join: the WAL was created for a member joining a running cluster
+	// (Config.Join); while it is fresh the node must not bootstrap, even if
+	// restarted without Join.
+	join bool
+}
+
+// walMetadata is what a node writes into its WAL at creation: its ID, and
+// whether it joins a running cluster rather than bootstrapping one.
+func walMetadata(id uint64, join bool) []byte {
+	if join {
+		return fmt.Appendf(nil, "raftdss node %d join", id)
+	}
+	return fmt.Appendf(nil, "raftdss node %d", id)
 }
 
 func walDir(dataDir string) string  { return filepath.Join(dataDir, "wal") }
 func snapDir(dataDir string) string { return filepath.Join(dataDir, "snap") }
 
 // openDisk creates or recovers the WAL and the newest valid snapshot.
-func openDisk(lg *zap.Logger, dataDir string, id uint64, ss *snap.Snapshotter) (*diskState, error) {
+//
+// join is Config.Join: it is recorded in a new WAL and ignored for an
+// existing one.
+func openDisk(lg *zap.Logger, dataDir string, id uint64, join bool, ss *snap.Snapshotter) (*diskState, error) {
 	wd := walDir(dataDir)
 	if !wal.Exist(wd) {
-		meta := fmt.Appendf(nil, "raftdss node %d", id)
-		w, err := wal.Create(lg, wd, meta)
+		w, err := wal.Create(lg, wd, walMetadata(id, join))
 		if err != nil {
 			return nil, fmt.Errorf("consensus: creating WAL in %s: %w", wd, err)
 		}
-		return &diskState{wal: w, hard: &raftpb.HardState{}, fresh: true}, nil
+		return &diskState{wal: w, hard: &raftpb.HardState{}, fresh: true, join: join}, nil
 	}
 
 	// Only snapshots whose WAL record exists and is covered by the committed
@@ -79,18 +94,19 @@ func openDisk(lg *zap.Logger, dataDir string, id uint64, ss *snap.Snapshotter) (
 		}
 		meta, hard, ents, err := w.ReadAll()
 		if err == nil {
-			want := fmt.Appendf(nil, "raftdss node %d", id)
-			if string(meta) != string(want) {
+			joined := string(meta) == string(walMetadata(id, true))
+			if !joined && string(meta) != string(walMetadata(id, false)) {
 				_ = w.Close()
 				return nil, fmt.Errorf("consensus: WAL in %s belongs to %q, not node %d", wd, meta, id)
 			}
 			// A WAL that holds nothing (the node stopped after creating it
 			// but before its first save) means the node never voted, never
 			// acknowledged an entry and never learned its members: it is
-			// still a new member and must bootstrap, or it would restart
-			// with an empty configuration and never elect a leader.
+			// still a new member and must bootstrap (unless it joins), or
+			// it would restart with an empty configuration and never elect
+			// a leader.
 			fresh := snapshot == nil && len(ents) == 0 && raft.IsEmptyHardState(hard)
-			return &diskState{wal: w, snapshot: snapshot, hard: hard, entries: ents, fresh: fresh}, nil
+			return &diskState{wal: w, snapshot: snapshot, hard: hard, entries: ents, fresh: fresh, join: joined}, nil
 		}
 		_ = w.Close()
 		// A torn final record (power loss mid-write) was never fsynced, so

@@ -5,8 +5,14 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/raftdss/dss/pkg/transport"
+	"github.com/raftdss/dss/pkg/transport/memnet"
 )
 
 func TestMemberRecordRoundTrip(t *testing.T) {
@@ -68,6 +74,35 @@ func TestValidChange(t *testing.T) {
 	} {
 		if err := validChange(tc.cs, rec, tc.t, tc.id); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 			t.Errorf("%v %d on %v: %v, want %v", tc.t, tc.id, tc.cs.GetVoters(), err, tc.want)
+		}
+	}
+}
+
+// A joining node stopped before the leader sent it anything restarts still
+// waiting for the leader, with or without Join: bootstrapping then from its
+// Peers would start a second cluster under IDs of the first.
+func TestJoiningNodeNeverBootstraps(t *testing.T) {
+	dir := t.TempDir()
+	start := func(join bool) *Node {
+		net := memnet.New(1)
+		t.Cleanup(net.Close)
+		n, err := New(Config{
+			ID: 2, Peers: map[uint64]string{1: "a", 2: "b"}, DataDir: dir, Join: join,
+			TickInterval: 10 * time.Millisecond, ElectionTicks: 10,
+			Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+		}, &memApp{}, func(h transport.Handler) (transport.Transport, error) { return net.Transport(2, h), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, join := range []bool{true, false} {
+		n := start(join)
+		time.Sleep(100 * time.Millisecond) // a bootstrap commits its entries within a few ms
+		st, m := n.Status(), n.Members()
+		n.Stop()
+		if st.Commit != 0 || len(m.Members) != 0 {
+			t.Fatalf("join=%v: a joining node bootstrapped: commit %d, members %+v", join, st.Commit, m.Members)
 		}
 	}
 }

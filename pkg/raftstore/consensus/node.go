@@ -171,7 +171,7 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 		stopc:       make(chan struct{}),
 		done:        make(chan struct{}),
 	}
-	ds, err := openDisk(lg, cfg.DataDir, cfg.ID, n.snaps)
+	ds, err := openDisk(lg, cfg.DataDir, cfg.ID, cfg.Join, n.snaps)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +210,7 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 	// goroutines as soon as it serves or dials, possibly before New
 	// returns. No Ready is consumed until run starts, so raft cannot act on
 	// anything before the transport is set.
-	if ds.fresh && !cfg.Join {
+	if ds.fresh && !ds.join {
 		n.rn = raft.StartNode(rc, bootstrapPeers(cfg))
 	} else {
 		// A restart, or a new member of a running cluster: it starts with
@@ -232,7 +232,7 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 		}
 	}
 	n.setMembership(n.confState, n.members) // members added since, removed ones
-	lg.Info("raft node started", zap.Bool("new", ds.fresh), zap.Bool("join", ds.fresh && cfg.Join), zap.Uint64("applied", n.applied.Load()),
+	lg.Info("raft node started", zap.Bool("new", ds.fresh), zap.Bool("join", ds.fresh && ds.join), zap.Uint64("applied", n.applied.Load()),
 		zap.Uint64("snapshot", n.snapIndex.Load()), zap.Int("wal_entries", len(ds.entries)),
 		zap.Duration("load", loaded.Sub(begin)), zap.Duration("restore", restored.Sub(loaded)))
 

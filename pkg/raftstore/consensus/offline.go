@@ -144,7 +144,7 @@ func writeBootstrap(dir string, id uint64, voters []uint64, index uint64, data [
 	if err := syncDir(sd); err != nil {
 		return err
 	}
-	w, err := wal.Create(lg, walDir(dir), fmt.Appendf(nil, "raftdss node %d", id))
+	w, err := wal.Create(lg, walDir(dir), walMetadata(id, false))
 	if err != nil {
 		return fmt.Errorf("consensus: creating the WAL: %w", err)
 	}
