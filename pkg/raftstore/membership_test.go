@@ -92,6 +92,9 @@ func TestAddedMemberJoinsAndCatchesUp(t *testing.T) {
 	idx := c.store(1).Status().Commit
 	c.waitApplied(10*time.Second, idx, 1, 2, 3, 4)
 	c.sameState(1, 2, 3, 4)
+	if id := c.node(1).ClusterID(); id == 0 || c.node(4).ClusterID() != id || c.node(3).ClusterID() != id {
+		t.Fatalf("cluster IDs %x, %x (node 3), %x (node 4): want one, non-zero", id, c.node(3).ClusterID(), c.node(4).ClusterID())
+	}
 	if c.rec(4).restoreCount() == 0 {
 		t.Fatal("the new member caught up without a snapshot; the test means to cover snapshot transfer")
 	}

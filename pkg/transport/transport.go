@@ -24,6 +24,16 @@ type Handler interface {
 	ReportSnapshot(id uint64, status raft.SnapshotStatus)
 }
 
+// ClusterMember is optionally implemented by a Handler whose node knows the
+// ID of its cluster. Transports that connect nodes over a network exchange it
+// and refuse to connect nodes of different clusters: a node that created a
+// cluster of its own by mistake (e.g. a new member started without joining)
+// must never exchange votes or entries with another cluster's nodes under
+// the same raft IDs. 0 means unknown and matches any ID.
+type ClusterMember interface {
+	ClusterID() uint64
+}
+
 // Transport sends raft messages to peers.
 //
 // Send never blocks on the network: each peer has a bounded queue drained by

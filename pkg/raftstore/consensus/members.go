@@ -1,13 +1,16 @@
 package consensus
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,6 +69,9 @@ type Membership struct {
 // It changes only by applying committed entries (or restoring a snapshot),
 // so it is identical on every node at the same applied index.
 type memberRecord struct {
+	// cluster is the cluster's ID (clusterIDOf its initial members), 0 for
+	// a cluster created before it existed.
+	cluster uint64
 	addrs   map[uint64]string // voter ID → address it was added with ("" for initial members)
 	removed []uint64          // ascending
 }
@@ -75,14 +81,58 @@ func (r memberRecord) clone() memberRecord {
 	for id, addr := range r.addrs {
 		a[id] = addr
 	}
-	return memberRecord{addrs: a, removed: slices.Clone(r.removed)}
+	return memberRecord{cluster: r.cluster, addrs: a, removed: slices.Clone(r.removed)}
+}
+
+// clusterIDOf is the ID of the cluster created with the initial members ids:
+// every initial member computes the same, and a node that bootstrapped a
+// cluster of its own by mistake (a new member started without Join, or with
+// another cluster's peers) a different one, so transports can refuse to
+// connect the two. Never 0 (which means "unknown").
+func clusterIDOf(ids []uint64) uint64 {
+	ids = slices.Sorted(slices.Values(ids))
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("raftdss cluster"))
+	for _, id := range ids {
+		_, _ = h.Write(binary.BigEndian.AppendUint64(nil, id))
+	}
+	return max(h.Sum64(), 1)
+}
+
+// A new cluster's first entries add its initial members (raft.Peer); their
+// context is clusterTag followed by the cluster ID, big-endian, where a
+// member added later has its address, which never starts with a NUL byte
+// (checkAddr).
+var clusterTag = []byte{0, 'C'}
+
+func clusterContext(cluster uint64) []byte {
+	return binary.BigEndian.AppendUint64(slices.Clone(clusterTag), cluster)
+}
+
+// parseClusterContext returns the cluster ID of a bootstrap entry's
+// context, or false for an address.
+func parseClusterContext(ctx []byte) (uint64, bool) {
+	if len(ctx) != len(clusterTag)+8 || !bytes.HasPrefix(ctx, clusterTag) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(ctx[len(clusterTag):]), true
+}
+
+// ClusterID returns the ID of this node's cluster, or 0 when it is not known:
+// a cluster created before cluster IDs existed, or a joining node that has
+// not yet received the log or a snapshot.
+func (n *Node) ClusterID() uint64 {
+	n.memberMu.Lock()
+	defer n.memberMu.Unlock()
+	return n.members.cluster
 }
 
 // The snapshot data a node writes is its member record followed by the
 // Application's snapshot:
 //
-//	snapMagic | snapFormat | uvarint n | n × (uvarint id | uvarint len | addr)
-//	| uvarint m | m × uvarint removed id | Application snapshot
+//	snapMagic | snapFormat | uvarint cluster | uvarint n
+//	| n × (uvarint id | uvarint len | addr) | uvarint m
+//	| m × uvarint removed id | Application snapshot
 //
 // Snapshots written before this record existed hold the Application's bytes
 // alone: their first byte is never snapMagic (the Raft store's snapshots
@@ -101,6 +151,7 @@ func (r memberRecord) appendTo(dst []byte) []byte {
 	}
 	slices.Sort(ids)
 	dst = append(dst, snapMagic, snapFormat)
+	dst = binary.AppendUvarint(dst, r.cluster)
 	dst = binary.AppendUvarint(dst, uint64(len(ids)))
 	for _, id := range ids {
 		dst = binary.AppendUvarint(dst, id)
@@ -134,6 +185,11 @@ func splitSnapshotData(data []byte) (memberRecord, []byte, error) {
 		b = b[k:]
 		return v, true
 	}
+	cluster, ok := next()
+	if !ok {
+		return rec, nil, short
+	}
+	rec.cluster = cluster
 	n, ok := next()
 	if !ok || n > uint64(len(b)) {
 		return rec, nil, short
@@ -269,6 +325,9 @@ func checkAddr(addr string) error {
 	if host == "" {
 		return errors.New("no host")
 	}
+	if strings.ContainsFunc(addr, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return errors.New("control characters or spaces")
+	}
 	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
 		return errors.New("port must be 1-65535")
 	}
@@ -384,10 +443,17 @@ func (n *Node) applyConfChange(cc raftpb.ConfChangeI) {
 	n.memberMu.Lock()
 	n.confState = cs
 	id := v1.GetNodeId()
+	addr := string(v1.GetContext())
+	if cluster, ok := parseClusterContext(v1.GetContext()); ok {
+		addr = ""
+		if n.members.cluster == 0 {
+			n.members.cluster = cluster
+		}
+	}
 	if err == nil && id != 0 {
 		switch v1.GetType() {
 		case raftpb.ConfChangeAddNode:
-			n.members.addrs[id] = string(v1.GetContext())
+			n.members.addrs[id] = addr
 		case raftpb.ConfChangeRemoveNode:
 			delete(n.members.addrs, id)
 			i, _ := slices.BinarySearch(n.members.removed, id)
@@ -399,7 +465,7 @@ func (n *Node) applyConfChange(cc raftpb.ConfChangeI) {
 	if err == nil && id != 0 {
 		switch v1.GetType() {
 		case raftpb.ConfChangeAddNode:
-			n.lg.Info("member added", zap.Uint64("member", id), zap.String("addr", string(v1.GetContext())))
+			n.lg.Info("member added", zap.Uint64("member", id), zap.String("addr", addr))
 			if id != n.cfg.ID {
 				n.dialPeer(id)
 			}

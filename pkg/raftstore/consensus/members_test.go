@@ -16,7 +16,7 @@ import (
 )
 
 func TestMemberRecordRoundTrip(t *testing.T) {
-	rec := memberRecord{addrs: map[uint64]string{3: "c:1", 1: "", 7: "host-7.example:26001"}, removed: []uint64{2, 5}}
+	rec := memberRecord{cluster: clusterIDOf([]uint64{1, 2, 3}), addrs: map[uint64]string{3: "c:1", 1: "", 7: "host-7.example:26001"}, removed: []uint64{2, 5}}
 	app := []byte("application bytes")
 	data := append(rec.appendTo(nil), app...)
 	if again := append(rec.clone().appendTo(nil), app...); !bytes.Equal(again, data) {

@@ -441,9 +441,10 @@ func (n *Node) electionTimeout() time.Duration {
 	return time.Duration(n.cfg.ElectionTicks) * n.cfg.TickInterval
 }
 
-// bootstrapPeers lists the initial members in ID order and without
-// addresses. Every member appends one ConfChange entry per peer at term 1 on
-// its own, so the entries must be byte-identical on every node: a log whose
+// bootstrapPeers lists the initial members in ID order, with the cluster's
+// ID (clusterContext) and without addresses. Every member appends one
+// ConfChange entry per peer at term 1 on its own, so the entries must be
+// byte-identical on every node: a log whose
 // entries share index and term but differ in content would break raft's log
 // matching property. Map order would differ between nodes, and so would
 // addresses, which are only each node's own view of how to dial the others.
@@ -456,9 +457,10 @@ func bootstrapPeers(cfg Config) []raft.Peer {
 		ids = append(ids, cfg.ID)
 	}
 	slices.Sort(ids)
+	ctx := clusterContext(clusterIDOf(ids))
 	peers := make([]raft.Peer, len(ids))
 	for i, id := range ids {
-		peers[i] = raft.Peer{ID: id}
+		peers[i] = raft.Peer{ID: id, Context: ctx}
 	}
 	return peers
 }

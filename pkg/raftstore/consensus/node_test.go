@@ -395,8 +395,15 @@ func TestEmptyWALBootstrapsAgain(t *testing.T) {
 func TestBootstrapPeersAreCanonical(t *testing.T) {
 	a := bootstrapPeers(Config{ID: 2, Peers: map[uint64]string{3: "10.0.0.3:1", 1: "a:1", 2: "b:2"}})
 	b := bootstrapPeers(Config{ID: 1, Peers: map[uint64]string{1: "proxy:9", 2: "proxy:8", 3: "proxy:7"}})
-	if !reflect.DeepEqual(a, b) || len(a) != 3 || a[0].ID != 1 || a[2].ID != 3 || a[0].Context != nil {
+	if !reflect.DeepEqual(a, b) || len(a) != 3 || a[0].ID != 1 || a[2].ID != 3 {
 		t.Fatalf("bootstrap peers differ: %+v vs %+v", a, b)
+	}
+	// The context names the cluster, never an address.
+	if c, ok := parseClusterContext(a[0].Context); !ok || c != clusterIDOf([]uint64{3, 2, 1}) {
+		t.Fatalf("bootstrap context %v: want the cluster ID of members 1-3", a[0].Context)
+	}
+	if other := bootstrapPeers(Config{ID: 1, Peers: map[uint64]string{1: "a", 2: "b", 4: "c"}}); bytes.Equal(other[0].Context, a[0].Context) {
+		t.Fatal("clusters of different initial members have the same ID")
 	}
 	if got := bootstrapPeers(Config{ID: 7}); len(got) != 1 || got[0].ID != 7 {
 		t.Fatalf("single node bootstrap = %+v", got)

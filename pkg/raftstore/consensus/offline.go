@@ -130,8 +130,8 @@ func writeBootstrap(dir string, id uint64, voters []uint64, index uint64, data [
 	}
 	// The snapshot file before its WAL record, as the Ready loop does.
 	s := &raftpb.Snapshot{
-		// No member was added through the log yet: an empty member record.
-		Data: append(memberRecord{}.appendTo(nil), data...),
+		// No member was added through the log yet: only the cluster's ID.
+		Data: append(memberRecord{cluster: clusterIDOf(voters)}.appendTo(nil), data...),
 		Metadata: &raftpb.SnapshotMetadata{
 			ConfState: cs,
 			Index:     proto.Uint64(index),

@@ -74,6 +74,10 @@ func TestBootstrapFromSnapshotStartsNode(t *testing.T) {
 		n.Stop()
 		t.Fatalf("restored %q, want the bootstrap snapshot", got)
 	}
+	if got := n.ClusterID(); got != clusterIDOf([]uint64{1}) {
+		n.Stop()
+		t.Fatalf("cluster ID %x, want that of its voters", got)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for !n.Status().IsLeader {
 		if time.Now().After(deadline) {

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -347,5 +349,75 @@ func TestServerRejectsBadFrames(t *testing.T) {
 	got := rec.WaitMessages(t, 3, wait)
 	if string(got[2].GetSnapshot().GetData()) != "abc" {
 		t.Fatalf("reassembled %q", got[2].GetSnapshot().GetData())
+	}
+}
+
+// clusterRecorder is a Recorder whose node knows (or not: 0) its cluster.
+type clusterRecorder struct {
+	*transporttest.Recorder
+	cluster atomic.Uint64
+}
+
+func (c *clusterRecorder) ClusterID() uint64 { return c.cluster.Load() }
+
+// Nodes of different clusters never exchange messages; a node that does not
+// know its cluster (0) talks to any; once a node learns its cluster, the
+// streams opened after that are checked.
+func TestStreamsBetweenClustersAreRefused(t *testing.T) {
+	recs := map[uint64]*clusterRecorder{}
+	trs := map[uint64]*grpctransport.GRPCTransport{}
+	for id, cluster := range map[uint64]uint64{1: 0xA, 2: 0xB, 3: 0} {
+		recs[id] = &clusterRecorder{Recorder: transporttest.NewRecorder()}
+		recs[id].cluster.Store(cluster)
+		tr, err := grpctransport.NewGRPC(grpctransport.GRPCConfig{ID: id, ListenAddr: "127.0.0.1:0",
+			Handler: recs[id], Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(tr.Stop)
+		trs[id] = tr
+	}
+	for id, tr := range trs {
+		for peer, ptr := range trs {
+			if peer != id {
+				tr.AddPeer(peer, ptr.Addr())
+			}
+		}
+	}
+	// 1 (cluster A) and 3 (unknown) talk both ways.
+	trs[1].Send([]*raftpb.Message{transporttest.Msg(1, 3, 1)})
+	trs[3].Send([]*raftpb.Message{transporttest.Msg(3, 1, 1)})
+	recs[3].WaitMessages(t, 1, wait)
+	recs[1].WaitMessages(t, 1, wait)
+
+	// 1 (A) and 2 (B): every message is reported unreachable, none arrives.
+	for i := uint64(1); recs[1].Unreachable(2) == 0 || recs[2].Unreachable(1) == 0; i++ {
+		if i > 500 {
+			t.Fatal("messages between clusters A and B were never reported unreachable")
+		}
+		trs[1].Send([]*raftpb.Message{transporttest.Msg(1, 2, i)})
+		trs[2].Send([]*raftpb.Message{transporttest.Msg(2, 1, i)})
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, m := range recs[2].Messages() {
+		if m.GetFrom() == 1 {
+			t.Fatal("node 2 of cluster B received a message from cluster A")
+		}
+	}
+	for _, m := range recs[1].Messages() {
+		if m.GetFrom() == 2 {
+			t.Fatal("node 1 of cluster A received a message from cluster B")
+		}
+	}
+
+	// Node 2 finds it is in cluster A after all: 1's next stream gets through.
+	recs[2].cluster.Store(0xA)
+	deadline := time.Now().Add(3 * wait) // the redial backs off
+	for !slices.ContainsFunc(recs[2].Messages(), func(m *raftpb.Message) bool { return m.GetFrom() == 1 }) {
+		if time.Now().After(deadline) {
+			t.Fatal("no message from node 1 reached node 2 after their clusters agreed")
+		}
+		trs[1].Send([]*raftpb.Message{transporttest.Msg(1, 2, 1000)})
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/raftdss/dss/pkg/transport/transportpb"
@@ -191,6 +193,9 @@ func (ps *pendingSnapshots) takeAll() int {
 func (p *peerConn) session() (err error) {
 	ctx, cancel := context.WithCancel(p.ctx)
 	defer cancel()
+	if id := p.t.clusterID(); id != 0 {
+		ctx = metadata.AppendToOutgoingContext(ctx, clusterIDKey, strconv.FormatUint(id, 16))
+	}
 	stream, err := transportpb.NewRaftClient(p.cc).Stream(ctx)
 	if err != nil {
 		return fmt.Errorf("open stream: %w", err)

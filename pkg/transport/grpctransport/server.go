@@ -3,16 +3,20 @@ package grpctransport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strconv"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/raftdss/dss/pkg/transport"
 	"github.com/raftdss/dss/pkg/transport/transportpb"
 )
 
@@ -41,6 +45,10 @@ func (s *server) Stream(stream transportpb.Raft_StreamServer) error {
 		}
 		in.certID = id
 	}
+	if err := s.t.checkCluster(ctx); err != nil {
+		log.Error("grpctransport: rejected stream from another cluster", zap.Error(err))
+		return status.Error(codes.FailedPrecondition, err.Error())
+	}
 	for {
 		f, err := stream.Recv()
 		if err != nil {
@@ -63,6 +71,39 @@ func (s *server) Stream(stream transportpb.Raft_StreamServer) error {
 			}
 		}
 	}
+}
+
+// clusterIDKey is the stream metadata that carries the sender's cluster ID
+// (hexadecimal), when it knows it.
+const clusterIDKey = "raftdss-cluster-id"
+
+// clusterID is this node's cluster ID, 0 when unknown (the Handler is not a
+// transport.ClusterMember, or does not know it yet).
+func (t *GRPCTransport) clusterID() uint64 {
+	if c, ok := t.cfg.Handler.(transport.ClusterMember); ok {
+		return c.ClusterID()
+	}
+	return 0
+}
+
+// checkCluster refuses a stream whose sender belongs to another cluster than
+// this node. Either side not knowing its cluster (0, no metadata) passes.
+func (t *GRPCTransport) checkCluster(ctx context.Context) error {
+	local := t.clusterID()
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get(clusterIDKey)
+	if local == 0 || len(vals) == 0 {
+		return nil
+	}
+	remote, err := strconv.ParseUint(vals[0], 16, 64)
+	if err != nil {
+		return fmt.Errorf("bad cluster ID %q", vals[0])
+	}
+	if remote != 0 && remote != local {
+		return fmt.Errorf("the peer belongs to cluster %016x, this node to cluster %016x: a node started "+
+			"without joining created a cluster of its own, or two clusters' nodes are wired together", remote, local)
+	}
+	return nil
 }
 
 // tlsPeerID returns the node ID bound to the client certificate of ctx's
