@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -134,6 +135,33 @@ func TestReplaceMember(t *testing.T) {
 		t.Fatalf("adding node 4: %d %s", code, body)
 	}
 	wantMembers(t, "after adding node 4", m, []uint64{1, 2, 4}, []uint64{3})
+
+	// Started without --raft_join by mistake, node 4 bootstraps a cluster of
+	// its own from its --raft_peers. Its cluster ID differs, so the
+	// transports keep it apart from the real cluster: it never votes or
+	// acknowledges there, the cluster goes on committing, and its data
+	// directory can be wiped and the node started again, with --raft_join,
+	// under the same ID.
+	c.Nodes[n4].Flags = nil
+	c.Start(n4)
+	const refused = "rejected stream from another cluster"
+	if err := poll(readyTimeout, func() (bool, error) {
+		if err := c.exitedErr(n4); err != nil {
+			return false, err
+		}
+		return strings.Contains(c.LogSinceStart(n4), refused) && strings.Contains(c.LogSinceStart(0), refused), nil
+	}); err != nil {
+		t.Fatalf("node 4 started without --raft_join: streams between it and node 1 not refused: %v", err)
+	}
+	if code, body, err := c.get(context.Background(), n4, "/readyz"); err != nil || code != http.StatusServiceUnavailable {
+		t.Fatalf("node 4, a cluster of its own, answers /readyz %d %s %v; want 503", code, body, err)
+	}
+	c.WriteOIRs(t, 2, []int{0, 1})
+	c.StopNode(n4)
+	if err := os.RemoveAll(c.Nodes[n4].DataDir); err != nil {
+		t.Fatal(err)
+	}
+	c.Nodes[n4].Flags = []string{"--raft_join"}
 	c.Start(n4)
 	c.WaitReady(n4)
 

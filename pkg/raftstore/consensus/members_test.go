@@ -106,3 +106,34 @@ func TestJoiningNodeNeverBootstraps(t *testing.T) {
 		}
 	}
 }
+
+// The transport checks cluster IDs when streams open, so a node knows its
+// cluster before its transport exists: on its first start and on restarts,
+// from the snapshot or from the bootstrap entries in its WAL.
+func TestClusterIDKnownBeforeTransport(t *testing.T) {
+	dir := t.TempDir()
+	want := clusterIDOf([]uint64{1})
+	for _, tune := range []func(*Config){nil, nil, func(c *Config) { c.SnapshotEntries = 3 }, nil} {
+		app := &memApp{}
+		var seen uint64
+		net := memnet.New(1)
+		cfg := Config{ID: 1, Peers: map[uint64]string{1: "a"}, DataDir: dir, TickInterval: 10 * time.Millisecond,
+			ElectionTicks: 10, Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}
+		if tune != nil {
+			tune(&cfg)
+		}
+		n, err := New(cfg, app, func(h transport.Handler) (transport.Transport, error) {
+			seen = h.(transport.ClusterMember).ClusterID()
+			return net.Transport(1, h), nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, n, app, payloads("c", 5)...)
+		n.Stop()
+		net.Close()
+		if seen != want {
+			t.Fatalf("the transport was created with cluster ID %x known, want %x", seen, want)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/raftdss/dss/pkg/transport"
 )
@@ -211,7 +212,9 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 	// returns. No Ready is consumed until run starts, so raft cannot act on
 	// anything before the transport is set.
 	if ds.fresh && !ds.join {
-		n.rn = raft.StartNode(rc, bootstrapPeers(cfg))
+		peers := bootstrapPeers(cfg)
+		n.members.cluster, _ = parseClusterContext(peers[0].Context) // known before the transport connects
+		n.rn = raft.StartNode(rc, peers)
 	} else {
 		// A restart, or a new member of a running cluster: it starts with
 		// no configuration (so it never campaigns) until the leader sends
@@ -270,6 +273,17 @@ func (n *Node) recover(ds *diskState) error {
 	}
 	if err := n.storage.Append(ds.entries); err != nil {
 		return fmt.Errorf("consensus: appending WAL entries: %w", err)
+	}
+	// The cluster ID must be known before the transport connects (streams
+	// are checked when they open); the bootstrap entries that carry it are
+	// applied again only later.
+	for _, e := range ds.entries {
+		if n.members.cluster == 0 && e.GetType() == raftpb.EntryConfChange {
+			var cc raftpb.ConfChange
+			if err := proto.Unmarshal(e.GetData(), &cc); err == nil {
+				n.members.cluster, _ = parseClusterContext(cc.GetContext())
+			}
+		}
 	}
 	n.term.Store(ds.hard.GetTerm())
 	n.commit.Store(max(n.commit.Load(), ds.hard.GetCommit()))
