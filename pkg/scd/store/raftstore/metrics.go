@@ -69,6 +69,12 @@ func (m *Metrics) register(reg prometheus.Registerer, st *Store) error {
 			status(func(_, _, _, l uint64, _ bool) float64 { return b2f(l != 0) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dss_raft_is_leader", Help: "1 when this node is the leader."},
 			status(func(_, _, _, _ uint64, il bool) float64 { return b2f(il) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dss_raft_members",
+			Help: "Voting members of the cluster, as of this node's applied index."},
+			func() float64 { return float64(len(st.Node().Members().Members)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dss_raft_removed",
+			Help: "1 once this node knows it was removed from the cluster (stop it)."},
+			func() float64 { return b2f(st.Status().Removed) }),
 	}
 	counter := func(name, help string, v func(consensus.Stats) float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
