@@ -323,3 +323,88 @@ func TestMembershipChangesUnderWrites(t *testing.T) {
 		t.Fatal("no write was acknowledged")
 	}
 }
+
+// A learner catches up without counting in the quorum; promoted, it does.
+func TestLearnerCatchesUpThenIsPromoted(t *testing.T) {
+	c := makeCluster(t, 3, withTuning(func(cc *consensus.Config) {
+		cc.SnapshotEntries, cc.CatchUpEntries = 20, 5
+	}))
+	leader := c.waitLeader(5 * time.Second)
+	for i := range 40 {
+		c.mustPut(1+uint64(i%3), fmt.Sprintf("before-%d", i))
+	}
+	via := others([]uint64{1, 2, 3}, leader)[0]
+	if err := c.node(via).AddLearner(context.Background(), 4, "node-4.example:26001"); err != nil {
+		t.Fatalf("AddLearner: %v", err)
+	}
+	for _, id := range []uint64{1, 2, 3} {
+		m := c.waitMembers(id, 1, 2, 3, 4)
+		if !m.Members[3].Learner || m.Members[0].Learner || m.Members[3].Addr != "node-4.example:26001" {
+			t.Fatalf("node %d: members %+v, want 4 a learner at its address", id, m.Members)
+		}
+	}
+	c.join(4)
+	c.mustPut(4, "via-learner") // a learner's proposals are forwarded like a follower's
+	c.waitApplied(10*time.Second, c.store(1).Status().Commit, 1, 2, 3, 4)
+	c.sameState(1, 2, 3, 4)
+
+	for _, tc := range []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"add the learner again", c.node(1).AddLearner(context.Background(), 4, "h:1"), consensus.ErrMemberExists},
+		{"add the learner as a voter", addMember(t, c.node(1), 4, "h:1"), consensus.ErrMemberExists},
+		{"add a voter as a learner", c.node(1).AddLearner(context.Background(), 2, "h:1"), consensus.ErrMemberExists},
+		{"promote a voter", c.node(1).PromoteMember(context.Background(), 2), consensus.ErrMemberExists},
+		{"promote a non-member", c.node(1).PromoteMember(context.Background(), 9), consensus.ErrNoSuchMember},
+	} {
+		if !errors.Is(tc.err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, tc.err, tc.want)
+		}
+	}
+
+	// Not in the quorum: with the learner and one voter down, two of the
+	// three voters still commit.
+	down := others([]uint64{1, 2, 3}, c.waitLeader(5*time.Second, 1, 2, 3))[0]
+	c.crash(4)
+	c.crash(down)
+	up := others([]uint64{1, 2, 3}, down)
+	c.mustPut(up[0], "learner-and-one-voter-down")
+	c.start(4)
+	c.start(down)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.node(up[1]).PromoteMember(ctx, 4); err != nil {
+		t.Fatalf("PromoteMember: %v", err)
+	}
+	for _, id := range []uint64{1, 2, 3, 4} {
+		waitFor(t, 10*time.Second, fmt.Sprintf("node %d to see 4 promoted", id), func() bool {
+			m := c.node(id).Members()
+			return slices.Equal(memberIDs(m), []uint64{1, 2, 3, 4}) && !m.Members[3].Learner
+		})
+		if m := c.node(id).Members(); m.Members[3].Addr != "node-4.example:26001" {
+			t.Fatalf("node %d after the promotion: %+v, want 4 to keep its address", id, m.Members)
+		}
+	}
+	// Now a voter: with it and one old voter down, two of four cannot commit.
+	c.crash(4)
+	c.crash(down)
+	if _, err := c.put(up[0], "two-of-four", 500*time.Millisecond); err == nil {
+		t.Fatal("a write committed with 2 of 4 voters up")
+	}
+	c.start(4)
+	c.start(down)
+	c.mustPut(4, "last")
+
+	// A learner that never started is removed like any member.
+	if err := c.node(1).AddLearner(context.Background(), 5, "node-5:1"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitMembers(2, 1, 2, 3, 4, 5)
+	if err := removeMember(t, c.node(2), 5); err != nil {
+		t.Fatalf("removing learner 5: %v", err)
+	}
+	c.waitMembers(1, 1, 2, 3, 4)
+}

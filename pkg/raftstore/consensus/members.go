@@ -51,6 +51,10 @@ var (
 // Member is one member of the cluster.
 type Member struct {
 	ID uint64
+	// Learner: a non-voting member (AddLearner). It receives the log and
+	// serves like any node, but does not vote and does not count in the
+	// quorum until it is promoted (PromoteMember).
+	Learner bool
 	// Addr is the raft address the member was added with, "" for the
 	// members a cluster was created with (their addresses are each node's
 	// Config.Peers). A node dials Config.Peers[ID] when it has one, Addr
@@ -60,7 +64,7 @@ type Member struct {
 
 // Membership is the cluster's configuration as of a node's applied index.
 type Membership struct {
-	Members []Member // the voters, by ascending ID
+	Members []Member // the voters and learners, by ascending ID
 	Removed []uint64 // IDs removed from the cluster, ascending; never reused
 }
 
@@ -270,6 +274,9 @@ func (n *Node) Members() Membership {
 	for _, id := range n.confState.GetVoters() {
 		m.Members = append(m.Members, Member{ID: id, Addr: n.members.addrs[id]})
 	}
+	for _, id := range n.confState.GetLearners() {
+		m.Members = append(m.Members, Member{ID: id, Addr: n.members.addrs[id], Learner: true})
+	}
 	slices.SortFunc(m.Members, func(a, b Member) int { return compareIDs(a.ID, b.ID) })
 	return m
 }
@@ -301,6 +308,49 @@ func (n *Node) AddMember(ctx context.Context, id uint64, addr string) error {
 	}
 	return n.changeMembers(ctx, &raftpb.ConfChange{
 		Type: raftpb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(id), Context: []byte(addr)})
+}
+
+// AddLearner adds a learner with raft ID id, dialled at addr, and returns
+// once the change is applied on this node. Start the new node as for
+// AddMember; once it has caught up, PromoteMember makes it a voter. Unlike
+// a voter added directly, a learner does not raise the quorum while it
+// catches up (or if it never starts).
+func (n *Node) AddLearner(ctx context.Context, id uint64, addr string) error {
+	if id == 0 {
+		return fmt.Errorf("%w: raft ID 0", ErrInvalidMember)
+	}
+	if err := checkAddr(addr); err != nil {
+		return fmt.Errorf("%w: address %q: %v", ErrInvalidMember, addr, err)
+	}
+	if err := n.checkChange(raftpb.ConfChangeAddLearnerNode, id); err != nil {
+		return err
+	}
+	return n.changeMembers(ctx, &raftpb.ConfChange{
+		Type: raftpb.ConfChangeAddLearnerNode.Enum(), NodeId: proto.Uint64(id), Context: []byte(addr)})
+}
+
+// PromoteMember makes the learner id a voter and returns once the change is
+// applied on this node. Promote a learner only once it has caught up (its
+// applied index near the others'): from then on it counts in the quorum.
+func (n *Node) PromoteMember(ctx context.Context, id uint64) error {
+	if id == 0 {
+		return fmt.Errorf("%w: raft ID 0", ErrInvalidMember)
+	}
+	n.memberMu.Lock()
+	voter, learner := slices.Contains(n.confState.GetVoters(), id), slices.Contains(n.confState.GetLearners(), id)
+	removed := slices.Contains(n.members.removed, id)
+	n.memberMu.Unlock()
+	switch {
+	case removed:
+		return fmt.Errorf("%w: %d", ErrMemberRemoved, id)
+	case voter:
+		return fmt.Errorf("%w: %d is already a voter", ErrMemberExists, id)
+	case !learner:
+		return fmt.Errorf("%w: %d", ErrNoSuchMember, id)
+	}
+	// Adding a learner as a voter promotes it (raft's simple change).
+	return n.changeMembers(ctx, &raftpb.ConfChange{
+		Type: raftpb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(id)})
 }
 
 // RemoveMember removes the voter id and returns once the change is applied
@@ -340,33 +390,41 @@ func checkAddr(addr string) error {
 func (n *Node) checkChange(t raftpb.ConfChangeType, id uint64) error {
 	n.memberMu.Lock()
 	defer n.memberMu.Unlock()
-	if t == raftpb.ConfChangeAddNode && slices.Contains(n.confState.GetVoters(), id) {
+	if t != raftpb.ConfChangeRemoveNode && isMember(n.confState, id) {
 		return fmt.Errorf("%w: %d", ErrMemberExists, id)
 	}
 	return validChange(n.confState, n.members, t, id)
 }
 
-// validChange says whether a change may be applied to membership (cs, rec).
-// Adding a member again is valid (it records the address it comes with):
-// a new cluster's first entries add its initial members, which raft has
-// already added when it bootstrapped.
+func isMember(cs *raftpb.ConfState, id uint64) bool {
+	return slices.Contains(cs.GetVoters(), id) || slices.Contains(cs.GetLearners(), id)
+}
+
+// validChange says whether a change may be applied to membership (cs, rec),
+// in log order. Adding a voter again is valid, and a no-op: a new cluster's
+// first entries add its initial members, which raft has already added when
+// it bootstrapped, and a change proposed again (changeMembers) may apply
+// twice. Adding a learner as a voter promotes it. Adding a voter as a
+// learner is not valid: raft would demote it.
 func validChange(cs *raftpb.ConfState, rec memberRecord, t raftpb.ConfChangeType, id uint64) error {
 	voters := cs.GetVoters()
 	switch t {
-	case raftpb.ConfChangeAddNode:
+	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
 		switch {
 		case id == 0:
 			return fmt.Errorf("%w: raft ID 0", ErrInvalidMember)
 		case slices.Contains(rec.removed, id):
 			return fmt.Errorf("%w: %d", ErrMemberRemoved, id)
+		case t == raftpb.ConfChangeAddLearnerNode && slices.Contains(voters, id):
+			return fmt.Errorf("%w: %d is a voter", ErrMemberExists, id)
 		}
 	case raftpb.ConfChangeRemoveNode:
 		switch {
 		case slices.Contains(rec.removed, id):
 			return fmt.Errorf("%w: %d", ErrMemberRemoved, id)
-		case !slices.Contains(voters, id):
+		case !isMember(cs, id):
 			return fmt.Errorf("%w: %d", ErrNoSuchMember, id)
-		case len(voters) == 1:
+		case len(voters) == 1 && voters[0] == id:
 			return fmt.Errorf("%w: %d", ErrLastMember, id)
 		}
 	default:
@@ -452,8 +510,12 @@ func (n *Node) applyConfChange(cc raftpb.ConfChangeI) {
 	}
 	if err == nil && id != 0 {
 		switch v1.GetType() {
-		case raftpb.ConfChangeAddNode:
-			n.members.addrs[id] = addr
+		case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
+			// A promotion (or a change applied twice) names no address:
+			// the member keeps the one it was added with.
+			if _, known := n.members.addrs[id]; !known || addr != "" {
+				n.members.addrs[id] = addr
+			}
 		case raftpb.ConfChangeRemoveNode:
 			delete(n.members.addrs, id)
 			i, _ := slices.BinarySearch(n.members.removed, id)
@@ -464,8 +526,9 @@ func (n *Node) applyConfChange(cc raftpb.ConfChangeI) {
 
 	if err == nil && id != 0 {
 		switch v1.GetType() {
-		case raftpb.ConfChangeAddNode:
-			n.lg.Info("member added", zap.Uint64("member", id), zap.String("addr", addr))
+		case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
+			n.lg.Info("member added", zap.Uint64("member", id), zap.String("addr", addr),
+				zap.Bool("learner", v1.GetType() == raftpb.ConfChangeAddLearnerNode))
 			if id != n.cfg.ID {
 				n.dialPeer(id)
 			}
@@ -509,7 +572,7 @@ func (n *Node) setMembership(cs *raftpb.ConfState, rec memberRecord) {
 	if n.tr == nil {
 		return // New registers the peers once the transport exists
 	}
-	for _, id := range cs.GetVoters() {
+	for _, id := range slices.Concat(cs.GetVoters(), cs.GetLearners()) {
 		if id != n.cfg.ID {
 			n.dialPeer(id)
 		}

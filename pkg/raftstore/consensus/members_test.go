@@ -53,9 +53,9 @@ func TestMemberRecordRoundTrip(t *testing.T) {
 }
 
 func TestValidChange(t *testing.T) {
-	cs := &raftpb.ConfState{Voters: []uint64{1, 2}}
+	cs := &raftpb.ConfState{Voters: []uint64{1, 2}, Learners: []uint64{6}}
 	rec := memberRecord{addrs: map[uint64]string{}, removed: []uint64{3}}
-	add, remove := raftpb.ConfChangeAddNode, raftpb.ConfChangeRemoveNode
+	add, remove, learner := raftpb.ConfChangeAddNode, raftpb.ConfChangeRemoveNode, raftpb.ConfChangeAddLearnerNode
 	for _, tc := range []struct {
 		t    raftpb.ConfChangeType
 		id   uint64
@@ -70,7 +70,15 @@ func TestValidChange(t *testing.T) {
 		{remove, 4, cs, ErrNoSuchMember},
 		{remove, 3, cs, ErrMemberRemoved},
 		{remove, 1, &raftpb.ConfState{Voters: []uint64{1}}, ErrLastMember},
-		{raftpb.ConfChangeAddLearnerNode, 4, cs, ErrInvalidMember},
+		{learner, 4, cs, nil},
+		{learner, 6, cs, nil},             // again: a no-op
+		{learner, 2, cs, ErrMemberExists}, // raft would demote the voter
+		{learner, 3, cs, ErrMemberRemoved},
+		{add, 6, cs, nil}, // promotes the learner
+		{remove, 6, cs, nil},
+		{remove, 1, &raftpb.ConfState{Voters: []uint64{1}, Learners: []uint64{6}}, ErrLastMember},
+		{remove, 6, &raftpb.ConfState{Voters: []uint64{1}, Learners: []uint64{6}}, nil},
+		{raftpb.ConfChangeUpdateNode, 1, cs, ErrInvalidMember},
 	} {
 		if err := validChange(tc.cs, rec, tc.t, tc.id); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 			t.Errorf("%v %d on %v: %v, want %v", tc.t, tc.id, tc.cs.GetVoters(), err, tc.want)
