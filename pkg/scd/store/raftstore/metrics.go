@@ -70,7 +70,7 @@ func (m *Metrics) register(reg prometheus.Registerer, st *Store) error {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dss_raft_is_leader", Help: "1 when this node is the leader."},
 			status(func(_, _, _, _ uint64, il bool) float64 { return b2f(il) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dss_raft_members",
-			Help: "Voting members of the cluster, as of this node's applied index."},
+			Help: "Members of the cluster, voters and learners, as of this node's applied index."},
 			func() float64 { return float64(len(st.Node().Members().Members)) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dss_raft_removed",
 			Help: "1 once this node knows it was removed from the cluster (stop it)."},
