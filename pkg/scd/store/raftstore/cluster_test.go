@@ -434,3 +434,31 @@ func TestWriteTimesIncreaseThroughTheLog(t *testing.T) {
 		last = got
 	}
 }
+
+// A node that applied its own removal from the cluster answers every
+// operation 503 at once instead of waiting for a quorum it no longer has.
+func TestRemovedNodeAnswersUnavailableAtOnce(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	var leader uint64
+	waitFor(t, "a leader", func() bool { leader = c.stores[1].Status().Leader; return leader != 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.stores[leader].Node().RemoveMember(ctx, leader); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the removed leader to know it", func() bool { return c.stores[leader].Status().Removed })
+	for _, op := range []scd.Operation{
+		&scd.GetUssAvailability{USS: "uss-a"},
+		&scd.QueryConstraints{Caller: "uss-a", Area: models.Volume4D{Cells: []models.CellID{1}}},
+	} {
+		start := time.Now()
+		_, err := c.stores[leader].Transact(context.Background(), op)
+		var me *models.Error
+		if !errors.As(err, &me) || me.Code != models.CodeUnavailable || !strings.Contains(me.Message, "removed") {
+			t.Fatalf("%T on the removed node: %v, want 503 saying it was removed", op, err)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Fatalf("%T on the removed node took %v", op, took)
+		}
+	}
+}

@@ -113,6 +113,11 @@ func (s *Store) Transact(ctx context.Context, op scd.Operation) (any, error) {
 	if op == nil {
 		return nil, models.Errorf(models.CodeInternal, "scd raftstore: nil operation")
 	}
+	if s.Status().Removed {
+		// Nothing is proposed: the cluster no longer talks to this node.
+		return nil, &models.Error{Code: models.CodeUnavailable,
+			Message: "this DSS node was removed from its cluster: send requests to another node"}
+	}
 	readOnly := op.ReadOnly()
 	viaLog := !readOnly || s.readsViaLog
 	res, err := s.ops.Transact(ctx, op)
