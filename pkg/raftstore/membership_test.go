@@ -376,6 +376,8 @@ func TestLearnerCatchesUpThenIsPromoted(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// Promoted once caught up (on the leader, PromoteMember checks it).
+	c.waitApplied(10*time.Second, c.store(up[0]).Status().Commit, 1, 2, 3, 4)
 	if err := c.node(up[1]).PromoteMember(ctx, 4); err != nil {
 		t.Fatalf("PromoteMember: %v", err)
 	}

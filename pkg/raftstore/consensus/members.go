@@ -43,6 +43,9 @@ var (
 	// ErrOutcomeUnknown: the context ended before the change was applied on
 	// this node; it may still be applied (check Members and retry).
 	ErrOutcomeUnknown = errors.New("consensus: membership change not applied yet; its outcome is unknown")
+	// ErrLearnerBehind: PromoteMember on the leader, whose log the learner
+	// has not caught up with yet (below 90% of it, as etcd requires).
+	ErrLearnerBehind = errors.New("consensus: the learner has not caught up with the leader's log yet")
 	// ErrNoLeader: this node knows no leader to forward the change to; it
 	// was not proposed.
 	ErrNoLeader = errors.New("consensus: no leader known; retry later")
@@ -331,7 +334,9 @@ func (n *Node) AddLearner(ctx context.Context, id uint64, addr string) error {
 
 // PromoteMember makes the learner id a voter and returns once the change is
 // applied on this node. Promote a learner only once it has caught up (its
-// applied index near the others'): from then on it counts in the quorum.
+// applied index near the others'): from then on it counts in the quorum. On
+// the leader, a learner below 90% of the leader's commit index is refused
+// (ErrLearnerBehind); other nodes cannot tell.
 func (n *Node) PromoteMember(ctx context.Context, id uint64) error {
 	if id == 0 {
 		return fmt.Errorf("%w: raft ID 0", ErrInvalidMember)
@@ -347,6 +352,11 @@ func (n *Node) PromoteMember(ctx context.Context, id uint64) error {
 		return fmt.Errorf("%w: %d is already a voter", ErrMemberExists, id)
 	case !learner:
 		return fmt.Errorf("%w: %d", ErrNoSuchMember, id)
+	}
+	// Only the leader knows how far a learner got; a promotion through
+	// another node relies on the operator having checked.
+	if err := learnerCaughtUp(n.rn.Status(), id); err != nil {
+		return err
 	}
 	// Adding a learner as a voter promotes it (raft's simple change).
 	return n.changeMembers(ctx, &raftpb.ConfChange{
@@ -365,6 +375,23 @@ func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
 	}
 	return n.changeMembers(ctx, &raftpb.ConfChange{
 		Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(id)})
+}
+
+// learnerCaughtUp says, on the leader (st is raft's status there), whether
+// learner id has at least 90% of the committed log; elsewhere it cannot tell
+// and says yes.
+func learnerCaughtUp(st raft.Status, id uint64) error {
+	if st.RaftState != raft.StateLeader {
+		return nil
+	}
+	var match uint64
+	if pr, ok := st.Progress[id]; ok {
+		match = pr.Match
+	}
+	if commit := st.HardState.GetCommit(); match*10 < commit*9 {
+		return fmt.Errorf("%w: %d has %d of %d entries", ErrLearnerBehind, id, match, commit)
+	}
+	return nil
 }
 
 func checkAddr(addr string) error {

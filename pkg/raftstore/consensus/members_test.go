@@ -7,9 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/raftdss/dss/pkg/transport"
 	"github.com/raftdss/dss/pkg/transport/memnet"
@@ -142,6 +145,36 @@ func TestClusterIDKnownBeforeTransport(t *testing.T) {
 		net.Close()
 		if seen != want {
 			t.Fatalf("the transport was created with cluster ID %x known, want %x", seen, want)
+		}
+	}
+}
+
+func TestLearnerCaughtUp(t *testing.T) {
+	leader := func(commit, match uint64, known bool) raft.Status {
+		st := raft.Status{Progress: map[uint64]tracker.Progress{}}
+		st.RaftState = raft.StateLeader
+		st.HardState = &raftpb.HardState{Commit: proto.Uint64(commit)}
+		if known {
+			st.Progress[4] = tracker.Progress{Match: match}
+		}
+		return st
+	}
+	for _, tc := range []struct {
+		name string
+		st   raft.Status
+		ok   bool
+	}{
+		{"caught up", leader(1000, 1000, true), true},
+		{"at 90%", leader(1000, 900, true), true},
+		{"below 90%", leader(1000, 899, true), false},
+		{"not started", leader(1000, 0, true), false},
+		{"unknown to the leader", leader(1000, 0, false), false},
+		{"empty log", leader(0, 0, true), true},
+		{"not the leader: cannot tell", raft.Status{}, true},
+	} {
+		err := learnerCaughtUp(tc.st, 4)
+		if tc.ok != (err == nil) || (err != nil && !errors.Is(err, ErrLearnerBehind)) {
+			t.Errorf("%s: %v", tc.name, err)
 		}
 	}
 }
