@@ -28,16 +28,19 @@ import (
 // node's own user (and root) can connect, who can already read and change
 // the data anyway. `dssctl member` is its client.
 //
-//	GET    /members       the membership as of this node's applied index
-//	POST   /members       {"id": 4, "raft_addr": "10.0.0.4:26001"}: add a voter
-//	DELETE /members/{id}  remove a voter
+//	GET    /members               the membership as of this node's applied index
+//	POST   /members               {"id": 4, "raft_addr": "10.0.0.4:26001"}: add a voter;
+//	                              with "learner": true, a learner (non-voting)
+//	POST   /members/{id}/promote  make the learner id a voter
+//	DELETE /members/{id}          remove a voter or a learner
 //
 // Every answer is JSON: adminMembersJSON (a change answers with the
 // membership once the change is applied on this node), or {"message": ...}
 // with 400 (bad request), 404 (no such member), 409 (the change conflicts
-// with the membership: already a member, removed before, the last member)
-// or 503 (the outcome is unknown: no quorum or leader within
-// memberChangeTimeout, or the node is stopping; the change may still apply).
+// with the membership: already a member, already a voter, removed before,
+// the last member, a learner the leader sees behind its log) or 503 (the
+// outcome is unknown: no quorum or leader within memberChangeTimeout, or the
+// node is stopping; the change may still apply).
 
 const (
 	// adminSocketName is the admin socket's file name in the data directory.
@@ -55,12 +58,14 @@ type memberAdmin interface {
 	Status() consensus.Status
 	Members() consensus.Membership
 	AddMember(ctx context.Context, id uint64, addr string) error
+	AddLearner(ctx context.Context, id uint64, addr string) error
+	PromoteMember(ctx context.Context, id uint64) error
 	RemoveMember(ctx context.Context, id uint64) error
 }
 
 // adminMembersJSON is the body of every successful admin answer.
 type adminMembersJSON struct {
-	Members  []adminMemberJSON `json:"members"` // the voters, by ascending ID
+	Members  []adminMemberJSON `json:"members"` // the voters and learners, by ascending ID
 	Removed  []uint64          `json:"removed"` // IDs removed from the cluster (never reused)
 	LeaderID uint64            `json:"leader_id"`
 	NodeID   uint64            `json:"node_id"` // the node that answered
@@ -72,6 +77,9 @@ type adminMemberJSON struct {
 	// the cluster was created with, this node's --raft_peers entry ("" if
 	// it has none).
 	RaftAddr string `json:"raft_addr"`
+	// Learner: a non-voting member, which receives the log but does not
+	// vote or count in the quorum (until promoted).
+	Learner bool `json:"learner"`
 }
 
 // addMemberRequest is POST /members's body; pointers tell a missing field
@@ -79,6 +87,7 @@ type adminMemberJSON struct {
 type addMemberRequest struct {
 	ID       *uint64 `json:"id"`
 	RaftAddr *string `json:"raft_addr"`
+	Learner  bool    `json:"learner"` // add a learner rather than a voter
 }
 
 type adminErrorJSON struct {
@@ -101,6 +110,7 @@ func newAdminHandler(node memberAdmin, peers map[uint64]string, timeout time.Dur
 		writeAdminJSON(w, http.StatusOK, h.members())
 	})
 	mux.HandleFunc("POST /members", h.add)
+	mux.HandleFunc("POST /members/{id}/promote", h.promote)
 	mux.HandleFunc("DELETE /members/{id}", h.remove)
 	return mux
 }
@@ -114,7 +124,7 @@ func (h *adminHandler) members() adminMembersJSON {
 		if addr == "" {
 			addr = h.peers[mem.ID]
 		}
-		out.Members = append(out.Members, adminMemberJSON{ID: mem.ID, RaftAddr: addr})
+		out.Members = append(out.Members, adminMemberJSON{ID: mem.ID, RaftAddr: addr, Learner: mem.Learner})
 	}
 	out.Removed = append(out.Removed, m.Removed...)
 	return out
@@ -138,18 +148,40 @@ func (h *adminHandler) add(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, addr := *req.ID, *req.RaftAddr
+	if req.Learner {
+		h.change(w, r, "add", id, func(ctx context.Context) error { return h.node.AddLearner(ctx, id, addr) },
+			zap.String("raft_addr", addr), zap.Bool("learner", true))
+		return
+	}
 	h.change(w, r, "add", id, func(ctx context.Context) error { return h.node.AddMember(ctx, id, addr) },
 		zap.String("raft_addr", addr))
 }
 
+func (h *adminHandler) promote(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	h.change(w, r, "promote", id, func(ctx context.Context) error { return h.node.PromoteMember(ctx, id) })
+}
+
 func (h *adminHandler) remove(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	h.change(w, r, "remove", id, func(ctx context.Context) error { return h.node.RemoveMember(ctx, id) })
+}
+
+// pathID parses the {id} of the request's path, or answers 400.
+func pathID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 	s := r.PathValue("id")
 	id, err := strconv.ParseUint(s, 10, 64)
 	if err != nil || id == 0 {
 		writeAdminError(w, http.StatusBadRequest, fmt.Sprintf("member ID %q: want a positive integer", s))
-		return
+		return 0, false
 	}
-	h.change(w, r, "remove", id, func(ctx context.Context) error { return h.node.RemoveMember(ctx, id) })
+	return id, true
 }
 
 // change runs one membership change under the timeout and answers with the
@@ -176,21 +208,32 @@ func (h *adminHandler) change(w http.ResponseWriter, r *http.Request, verb strin
 	writeAdminError(w, status, msg)
 }
 
-// memberError maps an error of AddMember or RemoveMember to an HTTP status
-// and a message for the operator.
+// memberError maps an error of AddMember, AddLearner, PromoteMember or
+// RemoveMember (verb "add", "promote" or "remove") to an HTTP status and a
+// message for the operator.
 func (h *adminHandler) memberError(err error, verb string, id uint64) (int, string) {
 	switch {
 	case errors.Is(err, consensus.ErrInvalidMember):
 		return http.StatusBadRequest, strings.TrimPrefix(err.Error(), "consensus: ")
 	case errors.Is(err, consensus.ErrMemberRemoved) && verb == "remove":
 		return http.StatusConflict, fmt.Sprintf("member %d was already removed from the cluster", id)
+	case errors.Is(err, consensus.ErrMemberRemoved) && verb == "promote":
+		return http.StatusConflict, fmt.Sprintf("member %d was removed from the cluster: it cannot be promoted", id)
 	case errors.Is(err, consensus.ErrMemberRemoved):
 		return http.StatusConflict, fmt.Sprintf("member %d was removed from the cluster and its ID cannot be reused: "+
 			"add the node under a new ID", id)
 	case errors.Is(err, consensus.ErrNoSuchMember):
 		return http.StatusNotFound, fmt.Sprintf("%d is not a member of the cluster", id)
+	case errors.Is(err, consensus.ErrMemberExists) && verb == "promote":
+		return http.StatusConflict, fmt.Sprintf("%d is already a voter", id)
+	case errors.Is(err, consensus.ErrMemberExists) && h.isLearner(id):
+		return http.StatusConflict, fmt.Sprintf("%d is already a member of the cluster, as a learner: "+
+			"promote it to make it a voter", id)
 	case errors.Is(err, consensus.ErrMemberExists):
 		return http.StatusConflict, fmt.Sprintf("%d is already a member of the cluster", id)
+	case errors.Is(err, consensus.ErrLearnerBehind):
+		return http.StatusConflict, strings.TrimPrefix(err.Error(), "consensus: ") + ": wait until its /readyz " +
+			"answers 200 and its /status applied_index is near the others', then promote it again"
 	case errors.Is(err, consensus.ErrLastMember):
 		return http.StatusConflict, fmt.Sprintf("%d is the cluster's last member: it cannot be removed", id)
 	case errors.Is(err, consensus.ErrOutcomeUnknown), errors.Is(err, context.DeadlineExceeded),
@@ -202,6 +245,16 @@ func (h *adminHandler) memberError(err error, verb string, id uint64) (int, stri
 			"list the members on another node"
 	}
 	return http.StatusInternalServerError, err.Error()
+}
+
+// isLearner reports whether id is a learner as of this node's applied index.
+func (h *adminHandler) isLearner(id uint64) bool {
+	for _, m := range h.node.Members().Members {
+		if m.ID == id {
+			return m.Learner
+		}
+	}
+	return false
 }
 
 // decodeStrict decodes one JSON object into v, refusing unknown fields,

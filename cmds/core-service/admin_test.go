@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -79,7 +81,9 @@ type fakeMembers struct {
 	gone    []uint64
 	// block, when set, makes changes wait for their context (no quorum).
 	block bool
-	calls []string
+	// behind are learners the leader sees behind its log.
+	behind map[uint64]bool
+	calls  []string
 }
 
 func (f *fakeMembers) Status() consensus.Status {
@@ -91,11 +95,23 @@ func (f *fakeMembers) Status() consensus.Status {
 func (f *fakeMembers) Members() consensus.Membership {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return consensus.Membership{Members: slices.Clone(f.members), Removed: slices.Clone(f.gone)}
+	ms := slices.Clone(f.members)
+	slices.SortFunc(ms, func(a, b consensus.Member) int { return cmp.Compare(a.ID, b.ID) })
+	return consensus.Membership{Members: ms, Removed: slices.Clone(f.gone)}
 }
 
 func (f *fakeMembers) isMember(id uint64) bool {
 	return slices.ContainsFunc(f.members, func(m consensus.Member) bool { return m.ID == id })
+}
+
+func (f *fakeMembers) voters() int {
+	n := 0
+	for _, m := range f.members {
+		if !m.Learner {
+			n++
+		}
+	}
+	return n
 }
 
 func (f *fakeMembers) wait(ctx context.Context) error {
@@ -107,9 +123,17 @@ func (f *fakeMembers) wait(ctx context.Context) error {
 }
 
 func (f *fakeMembers) AddMember(ctx context.Context, id uint64, addr string) error {
+	return f.add(ctx, "add", id, addr, false)
+}
+
+func (f *fakeMembers) AddLearner(ctx context.Context, id uint64, addr string) error {
+	return f.add(ctx, "add-learner", id, addr, true)
+}
+
+func (f *fakeMembers) add(ctx context.Context, verb string, id uint64, addr string, learner bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, fmt.Sprintf("add %d %s", id, addr))
+	f.calls = append(f.calls, fmt.Sprintf("%s %d %s", verb, id, addr))
 	switch {
 	case id == 0 || !strings.Contains(addr, ":"):
 		return fmt.Errorf("%w: %d %q", consensus.ErrInvalidMember, id, addr)
@@ -121,7 +145,31 @@ func (f *fakeMembers) AddMember(ctx context.Context, id uint64, addr string) err
 	if err := f.wait(ctx); err != nil {
 		return err
 	}
-	f.members = append(f.members, consensus.Member{ID: id, Addr: addr})
+	f.members = append(f.members, consensus.Member{ID: id, Addr: addr, Learner: learner})
+	return nil
+}
+
+func (f *fakeMembers) PromoteMember(ctx context.Context, id uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("promote %d", id))
+	i := slices.IndexFunc(f.members, func(m consensus.Member) bool { return m.ID == id })
+	switch {
+	case id == 0:
+		return fmt.Errorf("%w: raft ID 0", consensus.ErrInvalidMember)
+	case slices.Contains(f.gone, id):
+		return fmt.Errorf("%w: %d", consensus.ErrMemberRemoved, id)
+	case i < 0:
+		return fmt.Errorf("%w: %d", consensus.ErrNoSuchMember, id)
+	case !f.members[i].Learner:
+		return fmt.Errorf("%w: %d is already a voter", consensus.ErrMemberExists, id)
+	case f.behind[id]:
+		return fmt.Errorf("%w: %d has 10 of 100 entries", consensus.ErrLearnerBehind, id)
+	}
+	if err := f.wait(ctx); err != nil {
+		return err
+	}
+	f.members[i].Learner = false
 	return nil
 }
 
@@ -129,12 +177,14 @@ func (f *fakeMembers) RemoveMember(ctx context.Context, id uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, fmt.Sprintf("remove %d", id))
+	i := slices.IndexFunc(f.members, func(m consensus.Member) bool { return m.ID == id })
 	switch {
 	case slices.Contains(f.gone, id):
 		return fmt.Errorf("%w: %d", consensus.ErrMemberRemoved, id)
-	case !f.isMember(id):
+	case i < 0:
 		return fmt.Errorf("%w: %d", consensus.ErrNoSuchMember, id)
-	case len(f.members) == 1:
+	case !f.members[i].Learner && f.voters() == 1:
+		// The last voter; a learner cannot lead.
 		return fmt.Errorf("%w: %d", consensus.ErrLastMember, id)
 	}
 	if err := f.wait(ctx); err != nil {
@@ -192,7 +242,7 @@ func TestAdminMembers(t *testing.T) {
 	// The wire format is snake_case, removed an empty list rather than null.
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/members", nil))
-	for _, want := range []string{`"members":[{"id":1,"raft_addr":"10.0.0.1:26001"}`, `"removed":[]`,
+	for _, want := range []string{`"members":[{"id":1,"raft_addr":"10.0.0.1:26001","learner":false}`, `"removed":[]`,
 		`"leader_id":1`, `"node_id":2`} {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("GET /members body %s lacks %s", rec.Body, want)
@@ -258,6 +308,146 @@ func TestAdminMembers(t *testing.T) {
 	}
 }
 
+// learners maps each member's ID to whether it is a learner.
+func learners(m adminMembersJSON) map[uint64]bool {
+	out := map[uint64]bool{}
+	for _, x := range m.Members {
+		out[x.ID] = x.Learner
+	}
+	return out
+}
+
+// TestAdminLearners: POST /members with "learner": true adds a learner,
+// POST /members/{id}/promote makes it a voter, every answer says which
+// members are learners, and each refusal of AddLearner and PromoteMember
+// maps to its status.
+func TestAdminLearners(t *testing.T) {
+	f := newFakeMembers()
+	h := newAdminHandler(f, fakePeers, time.Second, zap.NewNop())
+
+	code, m, msg := adminDo(t, h, "POST", "/members", `{"id": 5, "raft_addr": "10.0.0.5:26001", "learner": true}`)
+	if code != http.StatusOK || !slices.Equal(memberIDs(m), []uint64{1, 2, 3, 5}) ||
+		!maps.Equal(learners(m), map[uint64]bool{1: false, 2: false, 3: false, 5: true}) ||
+		m.Members[3].RaftAddr != "10.0.0.5:26001" {
+		t.Fatalf("adding learner 5: %d %+v %s", code, m, msg)
+	}
+	if !slices.Contains(f.calls, "add-learner 5 10.0.0.5:26001") {
+		t.Errorf("calls %q: AddLearner not called", f.calls)
+	}
+	// "learner": false is a voter, as without the field.
+	code, m, msg = adminDo(t, h, "POST", "/members", `{"id": 6, "raft_addr": "10.0.0.6:26001", "learner": false}`)
+	if code != http.StatusOK || !maps.Equal(learners(m), map[uint64]bool{1: false, 2: false, 3: false, 5: true, 6: false}) {
+		t.Fatalf("adding voter 6 with \"learner\": false: %d %+v %s", code, m, msg)
+	}
+	// GET lists the role of every member, learner or not.
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/members", nil))
+	for _, want := range []string{`{"id":5,"raft_addr":"10.0.0.5:26001","learner":true}`,
+		`{"id":6,"raft_addr":"10.0.0.6:26001","learner":false}`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("GET /members body %s lacks %s", rec.Body, want)
+		}
+	}
+
+	// The leader refuses to promote a learner behind its log.
+	f.behind = map[uint64]bool{5: true}
+	code, _, msg = adminDo(t, h, "POST", "/members/5/promote", "")
+	if code != http.StatusConflict || !strings.Contains(msg, "the learner has not caught up with the leader's log yet: "+
+		"5 has 10 of 100 entries: wait until its /readyz answers 200") {
+		t.Errorf("promoting 5 while behind: %d %q", code, msg)
+	}
+	f.behind = nil
+	code, m, msg = adminDo(t, h, "POST", "/members/5/promote", "")
+	if code != http.StatusOK || !maps.Equal(learners(m), map[uint64]bool{1: false, 2: false, 3: false, 5: false, 6: false}) {
+		t.Fatalf("promoting 5: %d %+v %s", code, m, msg)
+	}
+	// A learner can be removed like a voter.
+	if code, _, msg := adminDo(t, h, "POST", "/members", `{"id": 7, "raft_addr": "10.0.0.7:26001", "learner": true}`); code != http.StatusOK {
+		t.Fatalf("adding learner 7: %d %s", code, msg)
+	}
+	code, m, msg = adminDo(t, h, "DELETE", "/members/7", "")
+	if code != http.StatusOK || !slices.Equal(memberIDs(m), []uint64{1, 2, 3, 5, 6}) || !slices.Equal(m.Removed, []uint64{7}) {
+		t.Fatalf("removing learner 7: %d %+v %s", code, m, msg)
+	}
+	if code, _, msg := adminDo(t, h, "POST", "/members", `{"id": 8, "raft_addr": "10.0.0.8:26001", "learner": true}`); code != http.StatusOK {
+		t.Fatalf("adding learner 8: %d %s", code, msg)
+	}
+
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+		want               string
+	}{
+		// AddLearner's refusals.
+		{"POST", "/members", `{"id": 5, "raft_addr": "h:1", "learner": true}`, http.StatusConflict, "5 is already a member"},
+		{"POST", "/members", `{"id": 8, "raft_addr": "h:1", "learner": true}`, http.StatusConflict,
+			"8 is already a member of the cluster, as a learner: promote it"},
+		{"POST", "/members", `{"id": 7, "raft_addr": "h:1", "learner": true}`, http.StatusConflict, "cannot be reused"},
+		{"POST", "/members", `{"id": 9, "raft_addr": "nohostport", "learner": true}`, http.StatusBadRequest, "invalid member: 9"},
+		{"POST", "/members", `{"id": 0, "raft_addr": "h:1", "learner": true}`, http.StatusBadRequest, "positive raft ID"},
+		{"POST", "/members", `{"id": 9, "learner": true}`, http.StatusBadRequest, `missing field "raft_addr"`},
+		{"POST", "/members", `{"id": 9, "raft_addr": "h:1", "learner": "yes"}`, http.StatusBadRequest, "bad request body"},
+		{"POST", "/members", `{"id": 9, "raft_addr": "h:1", "learner": 1}`, http.StatusBadRequest, "bad request body"},
+		{"POST", "/members", `{"id": 9, "raft_addr": "h:1", "Learner": true, "role": "learner"}`, http.StatusBadRequest,
+			`unknown field "role"`},
+		// AddMember on a learner: promote it instead.
+		{"POST", "/members", `{"id": 8, "raft_addr": "h:1"}`, http.StatusConflict, "as a learner: promote it"},
+		// PromoteMember's refusals.
+		{"POST", "/members/5/promote", "", http.StatusConflict, "5 is already a voter"},
+		{"POST", "/members/1/promote", "", http.StatusConflict, "1 is already a voter"},
+		{"POST", "/members/9/promote", "", http.StatusNotFound, "9 is not a member"},
+		{"POST", "/members/7/promote", "", http.StatusConflict, "member 7 was removed from the cluster: it cannot be promoted"},
+		{"POST", "/members/0/promote", "", http.StatusBadRequest, `member ID "0": want a positive integer`},
+		{"POST", "/members/x/promote", "", http.StatusBadRequest, `member ID "x": want a positive integer`},
+		{"POST", "/members/-8/promote", "", http.StatusBadRequest, "positive integer"},
+		{"POST", "/members/8.0/promote", "", http.StatusBadRequest, "positive integer"},
+		{"POST", "/members/18446744073709551616/promote", "", http.StatusBadRequest, "positive integer"},
+	} {
+		code, _, msg := adminDo(t, h, tc.method, tc.path, tc.body)
+		if code != tc.code || !strings.Contains(msg, tc.want) {
+			t.Errorf("%s %s %.60q: %d %q, want %d with %q", tc.method, tc.path, tc.body, code, msg, tc.code, tc.want)
+		}
+	}
+	if _, m, _ := adminDo(t, h, "GET", "/members", ""); !maps.Equal(learners(m), map[uint64]bool{1: false, 2: false, 3: false,
+		5: false, 6: false, 8: true}) {
+		t.Errorf("the refused changes changed the membership: %+v", m)
+	}
+
+	// Other methods on the promote path.
+	for _, method := range []string{"GET", "PUT", "DELETE"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(method, "/members/8/promote", nil))
+		if rec.Code != http.StatusMethodNotAllowed {
+			t.Errorf("%s /members/8/promote: %d, want 405", method, rec.Code)
+		}
+	}
+
+	// A promotion not applied within the timeout: 503, outcome unknown;
+	// on a removed node: 503 without trying.
+	h = newAdminHandler(f, fakePeers, 50*time.Millisecond, zap.NewNop())
+	f.block = true
+	code, _, msg = adminDo(t, h, "POST", "/members/8/promote", "")
+	if code != http.StatusServiceUnavailable || !strings.Contains(msg, "the promote of member 8 was not applied") ||
+		!strings.Contains(msg, "may still be applied") {
+		t.Errorf("blocked promotion: %d %q", code, msg)
+	}
+	code, _, msg = adminDo(t, h, "POST", "/members", `{"id": 9, "raft_addr": "h:1", "learner": true}`)
+	if code != http.StatusServiceUnavailable || !strings.Contains(msg, "may still be applied") {
+		t.Errorf("blocked learner add: %d %q", code, msg)
+	}
+	f.block, f.removed = false, true
+	f.calls = nil
+	for _, path := range []string{"/members/8/promote", "/members"} {
+		code, _, msg := adminDo(t, h, "POST", path, `{"id": 9, "raft_addr": "h:1", "learner": true}`)
+		if code != http.StatusServiceUnavailable || !strings.Contains(msg, "removed from the cluster") {
+			t.Errorf("POST %s on a removed node: %d %q", path, code, msg)
+		}
+	}
+	if len(f.calls) != 0 {
+		t.Errorf("a removed node tried changes: %q", f.calls)
+	}
+}
+
 func TestAdminLastMemberAndUnknownOutcome(t *testing.T) {
 	f := &fakeMembers{self: 1, leader: 1, members: []consensus.Member{{ID: 1}}}
 	h := newAdminHandler(f, nil, 50*time.Millisecond, zap.NewNop())
@@ -295,14 +485,22 @@ func TestAdminErrorMapping(t *testing.T) {
 		{fmt.Errorf("%w: 4", consensus.ErrMemberRemoved), 409},
 		{fmt.Errorf("%w: 4", consensus.ErrNoSuchMember), 404},
 		{fmt.Errorf("%w: 4", consensus.ErrLastMember), 409},
+		{fmt.Errorf("%w: 4 has 1 of 10 entries", consensus.ErrLearnerBehind), 409},
 		{fmt.Errorf("%w: %w", consensus.ErrOutcomeUnknown, context.DeadlineExceeded), 503},
 		{consensus.ErrStopped, 503},
 		{context.Canceled, 503},
 		{errors.New("disk on fire"), 500},
 	} {
-		if code, msg := h.memberError(tc.err, "add", 4); code != tc.code || msg == "" {
-			t.Errorf("%v: %d %q, want %d", tc.err, code, msg, tc.code)
+		for _, verb := range []string{"add", "promote", "remove"} {
+			if code, msg := h.memberError(tc.err, verb, 4); code != tc.code || msg == "" {
+				t.Errorf("%s: %v: %d %q, want %d", verb, tc.err, code, msg, tc.code)
+			}
 		}
+	}
+	// PromoteMember's ErrMemberExists: the member is a voter already.
+	if code, msg := h.memberError(fmt.Errorf("%w: 2 is already a voter", consensus.ErrMemberExists), "promote", 2); code != 409 ||
+		msg != "2 is already a voter" {
+		t.Errorf("promote of a voter: %d %q", code, msg)
 	}
 }
 

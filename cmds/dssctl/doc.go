@@ -7,7 +7,7 @@
 //
 // It owns operator tooling only. It must never hold or print a production
 // signing key, or bypass the service: `token` mints tokens for local testing
-// only (see auth.MintToken); `member` (list, add or remove Raft members)
+// only (see auth.MintToken); `member` (list, add, promote or remove Raft members)
 // goes through a running node's admin socket, and later commands (snapshot
 // save/restore) will go through the node's own interfaces too. The
 // exceptions are the commands that work where no node is serving: `migrate` (the SQL

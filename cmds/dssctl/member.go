@@ -36,6 +36,7 @@ type adminMembers struct {
 	Members []struct {
 		ID       uint64 `json:"id"`
 		RaftAddr string `json:"raft_addr"`
+		Learner  bool   `json:"learner"`
 	} `json:"members"`
 	Removed  []uint64 `json:"removed"`
 	LeaderID uint64   `json:"leader_id"`
@@ -43,20 +44,27 @@ type adminMembers struct {
 }
 
 func memberUsage(w io.Writer) {
-	fmt.Fprint(w, `usage: dssctl member list   (--raft_data_dir DIR | --admin_socket PATH)
-       dssctl member add    (--raft_data_dir DIR | --admin_socket PATH) --id N --raft_addr HOST:PORT
-       dssctl member remove (--raft_data_dir DIR | --admin_socket PATH) --id N
+	fmt.Fprint(w, `usage: dssctl member list    (--raft_data_dir DIR | --admin_socket PATH)
+       dssctl member add     (--raft_data_dir DIR | --admin_socket PATH) --id N --raft_addr HOST:PORT [--learner]
+       dssctl member promote (--raft_data_dir DIR | --admin_socket PATH) --id N
+       dssctl member remove  (--raft_data_dir DIR | --admin_socket PATH) --id N
 
-Lists or changes the members (voters) of a Raft cluster through the admin socket of one
-running node, on that node's machine: DIR/admin.sock for the node's --raft_data_dir DIR, or
-the node's --admin_socket. Changes go through the cluster's log: any current member may
+Lists or changes the members (voters and learners) of a Raft cluster through the admin socket
+of one running node, on that node's machine: DIR/admin.sock for the node's --raft_data_dir DIR,
+or the node's --admin_socket. Changes go through the cluster's log: any current member may
 take them, and each answers once applied on that node, with the new membership.
 
-  list     the members, the removed IDs (never reused) and the leader
-  add      add a voter with a NEW raft ID; then start that node on an empty data directory
-           with --raft_node_id N --raft_join and --raft_peers naming the members and itself
-  remove   remove a voter; stop its node: its data directory and ID must not be used again
+  list     the members and their roles, the removed IDs (never reused) and the leader
+  add      add a voter, or with --learner a learner (it receives the log but does not vote or
+           count in the quorum), with a NEW raft ID; then start that node on an empty data
+           directory with --raft_node_id N --raft_join and --raft_peers naming the members and itself
+  promote  make a learner a voter, once it has caught up (its /readyz answers 200 and its
+           /status applied_index is near the others')
+  remove   remove a voter or a learner; stop its node: its data directory and ID must not be
+           used again
 
+To grow the cluster: add the new node with --learner, start it, wait until it has caught up,
+then promote it. The quorum is raised only by the promotion, once the new node can take part.
 To replace a lost node in a cluster of three: remove it first, then add the new node under a
 new ID (the quorum stays 2 of the 3 members while the new node catches up).
 
@@ -67,7 +75,7 @@ Run "dssctl member SUBCOMMAND -h" for its flags.
 // runMember implements `dssctl member list|add|remove`.
 func runMember(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "dssctl member: a subcommand is required (list, add or remove)")
+		fmt.Fprintln(stderr, "dssctl member: a subcommand is required (list, add, promote or remove)")
 		fmt.Fprintln(stderr)
 		memberUsage(stderr)
 		return 2
@@ -80,6 +88,8 @@ func runMember(args []string, stdout, stderr io.Writer) int {
 		return runMemberList(args[1:], stdout, stderr)
 	case "add":
 		return runMemberAdd(args[1:], stdout, stderr)
+	case "promote":
+		return runMemberPromote(args[1:], stdout, stderr)
 	case "remove":
 		return runMemberRemove(args[1:], stdout, stderr)
 	}
@@ -96,6 +106,14 @@ type adminTarget struct {
 func (a *adminTarget) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.dataDir, "raft_data_dir", "", "the node's --raft_data_dir: its admin socket is `DIR`/"+adminSocketName)
 	fs.StringVar(&a.socket, "admin_socket", "", "the node's --admin_socket `PATH` (when it was set)")
+}
+
+// flag is the flag that names the socket, for hints about the next command.
+func (a *adminTarget) flag() string {
+	if a.socket != "" {
+		return "--admin_socket " + a.socket
+	}
+	return "--raft_data_dir " + a.dataDir
 }
 
 // path returns the socket path, or a usage error.
@@ -125,7 +143,8 @@ func newMemberFlagSet(sub, synopsis, about string, stderr io.Writer) (*flag.Flag
 
 func runMemberList(args []string, stdout, stderr io.Writer) int {
 	fs, target := newMemberFlagSet("list", "list (--raft_data_dir DIR | --admin_socket PATH)",
-		"Prints the cluster's members as the node knows them (as of its applied index), the IDs removed\nfrom the cluster, and the leader.",
+		"Prints the cluster's members as the node knows them (as of its applied index), each a voter or a\n"+
+			"learner, the IDs removed from the cluster, and the leader.",
 		stderr)
 	if code, done := parseFlags(fs, args); done {
 		return code
@@ -143,14 +162,18 @@ func runMemberList(args []string, stdout, stderr io.Writer) int {
 }
 
 func runMemberAdd(args []string, stdout, stderr io.Writer) int {
-	fs, target := newMemberFlagSet("add", "add (--raft_data_dir DIR | --admin_socket PATH) --id N --raft_addr HOST:PORT",
-		"Adds a voter with raft ID N that the other members dial at HOST:PORT. N must be new: an ID is\n"+
-			"never reused, even after its member was removed. Once added, start the new node on an empty data\n"+
-			"directory with --raft_node_id N --raft_join, and --raft_peers naming the current members and itself.\n"+
-			"It counts in the quorum from now on: add a node only while the others have a quorum without it.",
+	fs, target := newMemberFlagSet("add", "add (--raft_data_dir DIR | --admin_socket PATH) --id N --raft_addr HOST:PORT [--learner]",
+		"Adds a voter, or with --learner a learner, with raft ID N that the other members dial at\n"+
+			"HOST:PORT. N must be new: an ID is never reused, even after its member was removed. Once added,\n"+
+			"start the new node on an empty data directory with --raft_node_id N --raft_join, and --raft_peers\n"+
+			"naming the current members and itself.\n\n"+
+			"A voter counts in the quorum at once, before it has caught up: add one only while the others have\n"+
+			"a quorum without it. A learner receives the log but does not vote or count in the quorum: to grow\n"+
+			"the cluster, add the node as a learner and promote it (dssctl member promote) once it has caught up.",
 		stderr)
 	id := fs.Uint64("id", 0, "raft ID of the new member (required; never used before in this cluster)")
 	raftAddr := fs.String("raft_addr", "", "`host:port` the other members dial the new member's raft transport at (required)")
+	learner := fs.Bool("learner", false, "add a learner (non-voting; promote it once it has caught up) rather than a voter")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
@@ -168,20 +191,60 @@ func runMemberAdd(args []string, stdout, stderr io.Writer) int {
 	if host, port, err := net.SplitHostPort(*raftAddr); err != nil || host == "" || port == "" {
 		return usageErr("--raft_addr %q: want host:port", *raftAddr)
 	}
-	ms, err := adminRequest(path, http.MethodPost, "/members", map[string]any{"id": *id, "raft_addr": *raftAddr})
+	body := map[string]any{"id": *id, "raft_addr": *raftAddr}
+	if *learner {
+		body["learner"] = true
+	}
+	ms, err := adminRequest(path, http.MethodPost, "/members", body)
 	if err != nil {
 		return fail(stderr, "member add", err)
 	}
-	fmt.Fprintf(stdout, "added member %d (raft address %s).\n", *id, *raftAddr)
-	fmt.Fprintf(stdout, "Now start it on an empty data directory with --raft_node_id %d --raft_join and --raft_peers %s\n\n",
+	role := "member"
+	if *learner {
+		role = "learner"
+	}
+	fmt.Fprintf(stdout, "added %s %d (raft address %s).\n", role, *id, *raftAddr)
+	fmt.Fprintf(stdout, "Now start it on an empty data directory with --raft_node_id %d --raft_join and --raft_peers %s\n",
 		*id, peersFlagHint(ms, *id, *raftAddr))
+	if *learner {
+		fmt.Fprintf(stdout, "Once it has caught up (its /readyz answers 200 and its /status applied_index is near the "+
+			"others'), make it a voter:\n  dssctl member promote %s --id %d\n", target.flag(), *id)
+	}
+	fmt.Fprintln(stdout)
+	printMembers(stdout, ms)
+	return 0
+}
+
+func runMemberPromote(args []string, stdout, stderr io.Writer) int {
+	fs, target := newMemberFlagSet("promote", "promote (--raft_data_dir DIR | --admin_socket PATH) --id N",
+		"Makes the learner with raft ID N a voter. From then on it counts in the quorum: promote it only\n"+
+			"once it has caught up, when its /readyz answers 200 and its /status applied_index is near the\n"+
+			"others'.",
+		stderr)
+	id := fs.Uint64("id", 0, "raft ID of the learner to promote (required)")
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	usageErr := usageErrorf(fs, stderr, "member promote")
+	path, err := target.path()
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	if *id == 0 {
+		return usageErr("--id is required (a positive raft ID)")
+	}
+	ms, err := adminRequest(path, http.MethodPost, fmt.Sprintf("/members/%d/promote", *id), nil)
+	if err != nil {
+		return fail(stderr, "member promote", err)
+	}
+	fmt.Fprintf(stdout, "promoted member %d: it is a voter and counts in the quorum.\n\n", *id)
 	printMembers(stdout, ms)
 	return 0
 }
 
 func runMemberRemove(args []string, stdout, stderr io.Writer) int {
 	fs, target := newMemberFlagSet("remove", "remove (--raft_data_dir DIR | --admin_socket PATH) --id N",
-		"Removes the voter with raft ID N. Stop that node afterwards (a removed node cannot serve); its\n"+
+		"Removes the voter or learner with raft ID N. Stop that node afterwards (a removed node cannot serve); its\n"+
 			"data directory and its ID must never be used again.",
 		stderr)
 	id := fs.Uint64("id", 0, "raft ID of the member to remove (required)")
@@ -226,7 +289,7 @@ func peersFlagHint(ms adminMembers, id uint64, addr string) string {
 func printMembers(w io.Writer, ms adminMembers) {
 	var table bytes.Buffer
 	tw := tabwriter.NewWriter(&table, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tRAFT ADDRESS\tNOTES")
+	fmt.Fprintln(tw, "ID\tROLE\tRAFT ADDRESS\tNOTES")
 	for _, m := range ms.Members {
 		addr := m.RaftAddr
 		if addr == "" {
@@ -239,7 +302,11 @@ func printMembers(w io.Writer, ms adminMembers) {
 		if m.ID == ms.NodeID {
 			notes = append(notes, "this node")
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\n", m.ID, addr, strings.Join(notes, ", "))
+		role := "voter"
+		if m.Learner {
+			role = "learner"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", m.ID, role, addr, strings.Join(notes, ", "))
 	}
 	_ = tw.Flush()
 	for line := range strings.Lines(table.String()) {

@@ -17,11 +17,13 @@ import (
 )
 
 // Members is the admin endpoint's answer (GET/POST /members,
-// DELETE /members/{id}) on a node's admin socket.
+// POST /members/{id}/promote, DELETE /members/{id}) on a node's admin
+// socket.
 type Members struct {
 	Members []struct {
 		ID       uint64 `json:"id"`
 		RaftAddr string `json:"raft_addr"`
+		Learner  bool   `json:"learner"`
 	} `json:"members"`
 	Removed  []uint64 `json:"removed"`
 	LeaderID uint64   `json:"leader_id"`
@@ -33,6 +35,17 @@ func (m Members) IDs() []uint64 {
 	var ids []uint64
 	for _, x := range m.Members {
 		ids = append(ids, x.ID)
+	}
+	return ids
+}
+
+// Learners are the raft IDs of the members that are learners.
+func (m Members) Learners() []uint64 {
+	ids := []uint64{}
+	for _, x := range m.Members {
+		if x.Learner {
+			ids = append(ids, x.ID)
+		}
 	}
 	return ids
 }
@@ -226,4 +239,140 @@ func TestReplaceMember(t *testing.T) {
 		t.Fatalf("members on node 1: %d %s", code, body)
 	}
 	wantMembers(t, "node 1's view at the end", m, []uint64{1, 2, 4}, []uint64{3})
+}
+
+// waitLearners waits until GET /members on each of nodes lists the members
+// ids, of which learners are the learners.
+func waitLearners(t *testing.T, c *Cluster, nodes []int, ids, learners []uint64) {
+	t.Helper()
+	for _, i := range nodes {
+		if err := poll(10*time.Second, func() (bool, error) {
+			code, m, body := c.Admin(i, http.MethodGet, "/members", "")
+			if code != http.StatusOK || !slices.Equal(m.IDs(), ids) || !slices.Equal(m.Learners(), learners) {
+				return false, fmt.Errorf("%d %s", code, body)
+			}
+			return true, nil
+		}); err != nil {
+			t.Fatalf("node %d: want members %v with learners %v: %v", c.Nodes[i].ID, ids, learners, err)
+		}
+	}
+}
+
+// TestGrowClusterWithLearner grows a cluster of three to four the way
+// README's "Adding a member" says to: add node 4 as a learner, start it
+// with --raft_join, wait until it has caught up, then promote it. The
+// leader refuses to promote it before it has the log. While it is a
+// learner it does not count in the quorum: with node 3 stopped and
+// node 4 not even started, nodes 1 and 2 still commit. Once promoted it is
+// a voter on every node and counts: with node 3 still down, writes through
+// node 4 commit only because node 4 acknowledges them (3 of 4), and with
+// node 2 stopped as well a write through node 4 gets 503 within the server
+// timeout. Node 3, restarted, learns the promotion from the log and the
+// cluster commits again.
+func TestGrowClusterWithLearner(t *testing.T) {
+	c := NewCluster(t, Options{Dev: true})
+	acked := c.WriteOIRs(t, 20, c.Running())
+
+	n4 := c.AddNode("--raft_join")
+	code, m, body := c.Admin(0, http.MethodPost, "/members",
+		fmt.Sprintf(`{"id": 4, "raft_addr": %q, "learner": true}`, c.Nodes[n4].RaftAddr))
+	if code != http.StatusOK {
+		t.Fatalf("adding node 4 as a learner: %d %s", code, body)
+	}
+	wantMembers(t, "after adding learner 4", m, []uint64{1, 2, 3, 4}, []uint64{})
+	if !slices.Equal(m.Learners(), []uint64{4}) {
+		t.Fatalf("after adding learner 4: learners %v, want [4] (%s)", m.Learners(), body)
+	}
+	// Node 1 answered once it applied the change; wait until the others
+	// have too, so that the checks below through them see node 4.
+	waitLearners(t, c, []int{0, 1, 2}, []uint64{1, 2, 3, 4}, []uint64{4})
+	// Adding it again, as a voter or a learner, is refused: a learner
+	// becomes a voter by promotion.
+	for _, learner := range []bool{false, true} {
+		code, _, body := c.Admin(1, http.MethodPost, "/members",
+			fmt.Sprintf(`{"id": 4, "raft_addr": %q, "learner": %v}`, c.Nodes[n4].RaftAddr, learner))
+		if code != http.StatusConflict {
+			t.Errorf("adding member 4 again (learner %v): %d %s, want 409", learner, code, body)
+		}
+	}
+
+	// The leader knows how far a learner got: it refuses to promote one
+	// that has not received the log (node 4 is not even started).
+	leader := c.Leader()
+	if code, _, body := c.Admin(leader, http.MethodPost, "/members/4/promote", ""); code != http.StatusConflict ||
+		!strings.Contains(body, "has not caught up") {
+		t.Fatalf("promoting learner 4 through leader node %d before it started: %d %s, want 409 (not caught up)",
+			c.Nodes[leader].ID, code, body)
+	}
+
+	// The learner does not count in the quorum, even before it starts:
+	// with node 3 down, nodes 1 and 2 are 2 of the 3 voters.
+	c.StopNode(2)
+	for k, v := range c.WriteOIRs(t, 5, []int{0, 1}) {
+		acked[k] = v
+	}
+
+	c.Start(n4)
+	c.WaitReady(n4)
+	// A write through node 1 is a barrier: once node 4 applied it, and
+	// its state hash equals the others', it has caught up.
+	c.WriteOIRs(t, 1, []int{0})
+	c.WaitEqualHashes()
+	c.CheckOIRs(t, acked, []int{n4})
+	code, m, body = c.Admin(n4, http.MethodGet, "/members", "")
+	if code != http.StatusOK || m.NodeID != 4 || !slices.Equal(m.Learners(), []uint64{4}) {
+		t.Fatalf("members on node 4 before its promotion: %d %s", code, body)
+	}
+	wantMembers(t, "node 4's view as a learner", m, []uint64{1, 2, 3, 4}, []uint64{})
+
+	// Promote it through node 2's socket; node 3 (stopped) is still a voter,
+	// so from now on the quorum is 3 of 4.
+	code, m, body = c.Admin(1, http.MethodPost, "/members/4/promote", "")
+	if code != http.StatusOK || len(m.Learners()) != 0 {
+		t.Fatalf("promoting node 4: %d %s", code, body)
+	}
+	wantMembers(t, "after promoting node 4", m, []uint64{1, 2, 3, 4}, []uint64{})
+	// Every running node applies the promotion (node 2 answered once it
+	// had); then promoting it again anywhere is refused.
+	waitLearners(t, c, []int{0, 1, n4}, []uint64{1, 2, 3, 4}, []uint64{})
+	if code, _, body := c.Admin(0, http.MethodPost, "/members/4/promote", ""); code != http.StatusConflict ||
+		!strings.Contains(body, "already a voter") {
+		t.Errorf("promoting node 4 again: %d %s, want 409 already a voter", code, body)
+	}
+	if code, _, body := c.Admin(0, http.MethodPost, "/members/9/promote", ""); code != http.StatusNotFound {
+		t.Errorf("promoting non-member 9: %d %s, want 404", code, body)
+	}
+
+	// Node 3 is down: nodes 1, 2 and 4 are exactly a quorum of the four
+	// voters, so these writes commit only with node 4's acknowledgements.
+	for k, v := range c.WriteOIRs(t, 10, []int{n4}) {
+		acked[k] = v
+	}
+
+	// With node 2 stopped as well, 2 of 4 voters are up: no quorum. A
+	// write through node 4 gets 503 (outcome unknown) within the server
+	// timeout, never a 201.
+	c.StopNode(1)
+	_, r := c.PutOIR(n4)
+	if r.err != nil || r.status != http.StatusServiceUnavailable {
+		t.Fatalf("write through node 4 with 2 of 4 voters up: %s; want 503", r)
+	}
+	if d := r.done.Sub(r.start); d > serverTimeout+2*time.Second {
+		t.Errorf("the 503 took %v; the server timeout is %v", d, serverTimeout)
+	}
+	t.Logf("with 2 of 4 voters up, a write through node 4: %s", r)
+
+	// Node 3 comes back: 3 of 4 again. It learns the promotion from the
+	// log.
+	c.RestartNode(2)
+	for k, v := range c.WriteOIRs(t, 5, []int{2, n4}) {
+		acked[k] = v
+	}
+	c.WaitEqualHashes()
+	code, m, body = c.Admin(2, http.MethodGet, "/members", "")
+	if code != http.StatusOK || len(m.Learners()) != 0 {
+		t.Fatalf("members on node 3 after its restart: %d %s", code, body)
+	}
+	wantMembers(t, "node 3's view after its restart", m, []uint64{1, 2, 3, 4}, []uint64{})
+	c.CheckOIRs(t, acked, []int{0, 2, n4})
 }

@@ -306,11 +306,11 @@ func (n *Node) AddMember(ctx context.Context, id uint64, addr string) error {
 	if err := checkAddr(addr); err != nil {
 		return fmt.Errorf("%w: address %q: %v", ErrInvalidMember, addr, err)
 	}
-	if err := n.checkChange(raftpb.ConfChangeAddNode, id); err != nil {
+	cc := &raftpb.ConfChange{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(id), Context: []byte(addr)}
+	if err := n.checkChange(cc); err != nil {
 		return err
 	}
-	return n.changeMembers(ctx, &raftpb.ConfChange{
-		Type: raftpb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(id), Context: []byte(addr)})
+	return n.changeMembers(ctx, cc)
 }
 
 // AddLearner adds a learner with raft ID id, dialled at addr, and returns
@@ -325,11 +325,11 @@ func (n *Node) AddLearner(ctx context.Context, id uint64, addr string) error {
 	if err := checkAddr(addr); err != nil {
 		return fmt.Errorf("%w: address %q: %v", ErrInvalidMember, addr, err)
 	}
-	if err := n.checkChange(raftpb.ConfChangeAddLearnerNode, id); err != nil {
+	cc := &raftpb.ConfChange{Type: raftpb.ConfChangeAddLearnerNode.Enum(), NodeId: proto.Uint64(id), Context: []byte(addr)}
+	if err := n.checkChange(cc); err != nil {
 		return err
 	}
-	return n.changeMembers(ctx, &raftpb.ConfChange{
-		Type: raftpb.ConfChangeAddLearnerNode.Enum(), NodeId: proto.Uint64(id), Context: []byte(addr)})
+	return n.changeMembers(ctx, cc)
 }
 
 // PromoteMember makes the learner id a voter and returns once the change is
@@ -370,11 +370,11 @@ func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
 	if id == 0 {
 		return fmt.Errorf("%w: raft ID 0", ErrInvalidMember)
 	}
-	if err := n.checkChange(raftpb.ConfChangeRemoveNode, id); err != nil {
+	cc := &raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(id)}
+	if err := n.checkChange(cc); err != nil {
 		return err
 	}
-	return n.changeMembers(ctx, &raftpb.ConfChange{
-		Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(id)})
+	return n.changeMembers(ctx, cc)
 }
 
 // learnerCaughtUp says, on the leader (st is raft's status there), whether
@@ -414,13 +414,13 @@ func checkAddr(addr string) error {
 // checkChange validates a change against this node's applied membership,
 // to report a clear error before proposing. The apply re-checks it
 // (validChange) against the membership in log order.
-func (n *Node) checkChange(t raftpb.ConfChangeType, id uint64) error {
+func (n *Node) checkChange(cc *raftpb.ConfChange) error {
 	n.memberMu.Lock()
 	defer n.memberMu.Unlock()
-	if t != raftpb.ConfChangeRemoveNode && isMember(n.confState, id) {
-		return fmt.Errorf("%w: %d", ErrMemberExists, id)
+	if cc.GetType() != raftpb.ConfChangeRemoveNode && isMember(n.confState, cc.GetNodeId()) {
+		return fmt.Errorf("%w: %d", ErrMemberExists, cc.GetNodeId())
 	}
-	return validChange(n.confState, n.members, t, id)
+	return validChange(n.confState, n.members, cc)
 }
 
 func isMember(cs *raftpb.ConfState, id uint64) bool {
@@ -431,12 +431,16 @@ func isMember(cs *raftpb.ConfState, id uint64) bool {
 // in log order. Adding a voter again is valid, and a no-op: a new cluster's
 // first entries add its initial members, which raft has already added when
 // it bootstrapped, and a change proposed again (changeMembers) may apply
-// twice. Adding a learner as a voter promotes it. Adding a voter as a
-// learner is not valid: raft would demote it.
-func validChange(cs *raftpb.ConfState, rec memberRecord, t raftpb.ConfChangeType, id uint64) error {
-	voters := cs.GetVoters()
-	switch t {
+// twice. Adding a learner as a voter promotes it, but only as PromoteMember
+// proposes it, without an address: an AddMember that reached the log after
+// an AddLearner of the same ID must not promote a learner unchecked. Adding
+// a voter as a learner is not valid: raft would demote it.
+func validChange(cs *raftpb.ConfState, rec memberRecord, cc *raftpb.ConfChange) error {
+	voters, id := cs.GetVoters(), cc.GetNodeId()
+	switch t := cc.GetType(); t {
 	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
+		_, bootstrap := parseClusterContext(cc.GetContext())
+		withAddr := len(cc.GetContext()) > 0 && !bootstrap
 		switch {
 		case id == 0:
 			return fmt.Errorf("%w: raft ID 0", ErrInvalidMember)
@@ -444,6 +448,8 @@ func validChange(cs *raftpb.ConfState, rec memberRecord, t raftpb.ConfChangeType
 			return fmt.Errorf("%w: %d", ErrMemberRemoved, id)
 		case t == raftpb.ConfChangeAddLearnerNode && slices.Contains(voters, id):
 			return fmt.Errorf("%w: %d is a voter", ErrMemberExists, id)
+		case t == raftpb.ConfChangeAddNode && withAddr && slices.Contains(cs.GetLearners(), id):
+			return fmt.Errorf("%w: %d is a learner: promote it", ErrMemberExists, id)
 		}
 	case raftpb.ConfChangeRemoveNode:
 		switch {
@@ -514,9 +520,17 @@ func (n *Node) applyConfChange(cc raftpb.ConfChangeI) {
 	if !isV1 {
 		// This node only proposes v1 changes; a v2 one cannot come from it.
 		err = fmt.Errorf("%w: joint configuration changes are not supported", ErrInvalidMember)
-	} else if v1.GetNodeId() != 0 {
+	}
+	// What the proposer hears: err, or that its promotion found a voter.
+	outcome := err
+	if err == nil && v1.GetNodeId() != 0 {
 		n.memberMu.Lock()
-		err = validChange(n.confState, n.members, v1.GetType(), v1.GetNodeId())
+		err = validChange(n.confState, n.members, v1)
+		outcome = err
+		if err == nil && v1.GetType() == raftpb.ConfChangeAddNode && len(v1.GetContext()) == 0 &&
+			slices.Contains(n.confState.GetVoters(), v1.GetNodeId()) {
+			outcome = fmt.Errorf("%w: %d is already a voter", ErrMemberExists, v1.GetNodeId())
+		}
 		n.memberMu.Unlock()
 	}
 	if err != nil {
@@ -569,7 +583,7 @@ func (n *Node) applyConfChange(cc raftpb.ConfChangeI) {
 			}
 		}
 	}
-	n.changes.finish(v1.GetId(), err)
+	n.changes.finish(v1.GetId(), outcome)
 }
 
 // dialPeer registers member id with the transport at the address this node

@@ -59,31 +59,37 @@ func TestValidChange(t *testing.T) {
 	cs := &raftpb.ConfState{Voters: []uint64{1, 2}, Learners: []uint64{6}}
 	rec := memberRecord{addrs: map[uint64]string{}, removed: []uint64{3}}
 	add, remove, learner := raftpb.ConfChangeAddNode, raftpb.ConfChangeRemoveNode, raftpb.ConfChangeAddLearnerNode
+	boot := string(clusterContext(clusterIDOf([]uint64{1, 2})))
 	for _, tc := range []struct {
 		t    raftpb.ConfChangeType
 		id   uint64
+		ctx  string
 		cs   *raftpb.ConfState
 		want error
 	}{
-		{add, 4, cs, nil},
-		{add, 2, cs, nil}, // again: records its address (the bootstrap entries do this)
-		{add, 3, cs, ErrMemberRemoved},
-		{add, 0, cs, ErrInvalidMember},
-		{remove, 2, cs, nil},
-		{remove, 4, cs, ErrNoSuchMember},
-		{remove, 3, cs, ErrMemberRemoved},
-		{remove, 1, &raftpb.ConfState{Voters: []uint64{1}}, ErrLastMember},
-		{learner, 4, cs, nil},
-		{learner, 6, cs, nil},             // again: a no-op
-		{learner, 2, cs, ErrMemberExists}, // raft would demote the voter
-		{learner, 3, cs, ErrMemberRemoved},
-		{add, 6, cs, nil}, // promotes the learner
-		{remove, 6, cs, nil},
-		{remove, 1, &raftpb.ConfState{Voters: []uint64{1}, Learners: []uint64{6}}, ErrLastMember},
-		{remove, 6, &raftpb.ConfState{Voters: []uint64{1}, Learners: []uint64{6}}, nil},
-		{raftpb.ConfChangeUpdateNode, 1, cs, ErrInvalidMember},
+		{add, 4, "h:1", cs, nil},
+		{add, 2, boot, cs, nil},  // again: the bootstrap entries re-add raft's initial voters
+		{add, 2, "h:1", cs, nil}, // again: a change proposed twice, a no-op
+		{add, 3, "h:1", cs, ErrMemberRemoved},
+		{add, 0, "h:1", cs, ErrInvalidMember},
+		{remove, 2, "", cs, nil},
+		{remove, 4, "", cs, ErrNoSuchMember},
+		{remove, 3, "", cs, ErrMemberRemoved},
+		{remove, 1, "", &raftpb.ConfState{Voters: []uint64{1}}, ErrLastMember},
+		{learner, 4, "h:1", cs, nil},
+		{learner, 6, "h:1", cs, nil},             // again: a no-op
+		{learner, 2, "h:1", cs, ErrMemberExists}, // raft would demote the voter
+		{learner, 3, "h:1", cs, ErrMemberRemoved},
+		{add, 6, "", cs, nil},                // PromoteMember: promotes the learner
+		{add, 6, "h:1", cs, ErrMemberExists}, // AddMember after AddLearner: never an unchecked promotion
+		{add, 6, boot, cs, nil},
+		{remove, 6, "", cs, nil},
+		{remove, 1, "", &raftpb.ConfState{Voters: []uint64{1}, Learners: []uint64{6}}, ErrLastMember},
+		{remove, 6, "", &raftpb.ConfState{Voters: []uint64{1}, Learners: []uint64{6}}, nil},
+		{raftpb.ConfChangeUpdateNode, 1, "", cs, ErrInvalidMember},
 	} {
-		if err := validChange(tc.cs, rec, tc.t, tc.id); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+		cc := &raftpb.ConfChange{Type: tc.t.Enum(), NodeId: proto.Uint64(tc.id), Context: []byte(tc.ctx)}
+		if err := validChange(tc.cs, rec, cc); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 			t.Errorf("%v %d on %v: %v, want %v", tc.t, tc.id, tc.cs.GetVoters(), err, tc.want)
 		}
 	}
