@@ -235,7 +235,7 @@ func (h *adminHandler) memberError(err error, verb string, id uint64) (int, stri
 		return http.StatusConflict, strings.TrimPrefix(err.Error(), "consensus: ") + ": wait until its /readyz " +
 			"answers 200 and its /status applied_index is near the others', then promote it again"
 	case errors.Is(err, consensus.ErrLastMember):
-		return http.StatusConflict, fmt.Sprintf("%d is the cluster's last member: it cannot be removed", id)
+		return http.StatusConflict, fmt.Sprintf("%d is the cluster's last voter: it cannot be removed", id)
 	case errors.Is(err, consensus.ErrOutcomeUnknown), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable, fmt.Sprintf("the %s of member %d was not applied on this node within %v "+

@@ -451,7 +451,7 @@ func TestAdminLearners(t *testing.T) {
 func TestAdminLastMemberAndUnknownOutcome(t *testing.T) {
 	f := &fakeMembers{self: 1, leader: 1, members: []consensus.Member{{ID: 1}}}
 	h := newAdminHandler(f, nil, 50*time.Millisecond, zap.NewNop())
-	if code, _, msg := adminDo(t, h, "DELETE", "/members/1", ""); code != http.StatusConflict || !strings.Contains(msg, "last member") {
+	if code, _, msg := adminDo(t, h, "DELETE", "/members/1", ""); code != http.StatusConflict || !strings.Contains(msg, "last voter") {
 		t.Errorf("removing the last member: %d %q", code, msg)
 	}
 	// A change that is not applied within the timeout: 503, the outcome

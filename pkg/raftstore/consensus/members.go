@@ -20,14 +20,14 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Membership changes: one member added or removed at a time (raft's simple
-// configuration changes, ConfChange v1), each proposed through the log like
-// a write. The log entry carries the new member's address, so every node
-// can dial it without a restart; addresses and removed IDs are part of every
-// snapshot, so a node restarted from one, or a member that joins later, knows
-// them too.
+// Membership changes: one member added (as a voter or a learner), promoted
+// or removed at a time (raft's simple configuration changes, ConfChange v1),
+// each proposed through the log like a write. The log entry carries the new
+// member's address, so every node can dial it without a restart; addresses,
+// removed IDs and the cluster's ID are part of every snapshot, so a node
+// restarted from one, or a member that joins later, knows them too.
 
-// Errors of AddMember and RemoveMember.
+// Errors of AddMember, AddLearner, PromoteMember and RemoveMember.
 var (
 	// ErrInvalidMember: raft ID 0, or an address that is not host:port.
 	ErrInvalidMember = errors.New("consensus: invalid member")
@@ -36,10 +36,10 @@ var (
 	// ErrMemberRemoved: the ID was removed already; a raft ID is never
 	// reused (a new node under an old ID could vote twice in a term).
 	ErrMemberRemoved = errors.New("consensus: the ID was removed from the cluster and cannot be reused")
-	// ErrNoSuchMember: removing an ID that is not a member.
+	// ErrNoSuchMember: removing or promoting an ID that is not a member.
 	ErrNoSuchMember = errors.New("consensus: not a member")
-	// ErrLastMember: removing the only member would leave no one to lead.
-	ErrLastMember = errors.New("consensus: cannot remove the last member")
+	// ErrLastMember: removing the only voter would leave no one to lead.
+	ErrLastMember = errors.New("consensus: cannot remove the last voter")
 	// ErrOutcomeUnknown: the context ended before the change was applied on
 	// this node; it may still be applied (check Members and retry).
 	ErrOutcomeUnknown = errors.New("consensus: membership change not applied yet; its outcome is unknown")
@@ -72,14 +72,15 @@ type Membership struct {
 }
 
 // memberRecord is what the replicated state keeps about members beyond
-// raft's ConfState: the addresses they were added with and the removed IDs.
+// raft's ConfState: the cluster's ID, the addresses members were added with
+// and the removed IDs.
 // It changes only by applying committed entries (or restoring a snapshot),
 // so it is identical on every node at the same applied index.
 type memberRecord struct {
 	// cluster is the cluster's ID (clusterIDOf its initial members), 0 for
 	// a cluster created before it existed.
 	cluster uint64
-	addrs   map[uint64]string // voter ID → address it was added with ("" for initial members)
+	addrs   map[uint64]string // member ID → address it was added with ("" for initial members)
 	removed []uint64          // ascending
 }
 
