@@ -137,58 +137,11 @@ func TestLinearizableUnderPartitionsAndCrashes(t *testing.T) {
 	for client := range 6 {
 		n := nodes[uint64(client%3)+1]
 		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(seed, uint64(client)))
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				s, m, inc := n.current()
-				if s == nil { // the node is down
-					time.Sleep(5 * time.Millisecond)
-					continue
-				}
-				in := kvInput{key: fmt.Sprintf("k%d", rng.IntN(3))}
-				if rng.IntN(2) == 0 {
-					in.put, in.value = true, fmt.Sprintf("c%d-%d", client, i)
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-				call := now()
-				var out kvOutput
-				var err error
-				if in.put {
-					_, err = s.Transact(ctx, EncodePut(in.key, []byte(in.value)))
-				} else {
-					var v any
-					v, err = s.Read(ctx, func() (any, error) {
-						b, _ := m.Get(in.key)
-						return string(b), nil
-					})
-					if err == nil {
-						out.value = v.(string)
-					}
-				}
-				ret := now()
-				cancel()
-				// An answer the node gave after it was killed never reached
-				// the client.
-				lost := !n.alive(inc)
-				switch {
-				case in.put && err == nil && !lost:
-				case in.put && (lost || errors.Is(err, raftstore.ErrIndeterminate)):
-					ret = math.MaxInt64 // may take effect at any later time, or never
-				case !in.put && (lost || errors.Is(err, raftstore.ErrNoQuorum) || errors.Is(err, raftstore.ErrStopped)):
-					continue // a read has no effect
-				case !in.put && err == nil:
-				default:
-					t.Errorf("client %d on node %d: %v", client, n.id, err)
-					return
-				}
+			runLinClient(t, seed, client, stop, func(*rand.Rand) *linNode { return n }, now, func(op porcupine.Operation) {
 				mu.Lock()
-				history = append(history, porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret})
+				history = append(history, op)
 				mu.Unlock()
-			}
+			})
 		})
 	}
 
@@ -233,6 +186,13 @@ func TestLinearizableUnderPartitionsAndCrashes(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
+	checkLinearizable(t, history, seed, fmt.Sprintf("%d crashes", crashes))
+}
+
+// checkLinearizable fails the test unless history is linearizable and some
+// operation in it completed.
+func checkLinearizable(t *testing.T, history []porcupine.Operation, seed uint64, what string) {
+	t.Helper()
 	res, info := porcupine.CheckOperationsVerbose(kvModel, history, 30*time.Second)
 	if res == porcupine.Illegal {
 		path := t.TempDir() + "/lin.html"
@@ -245,7 +205,7 @@ func TestLinearizableUnderPartitionsAndCrashes(t *testing.T) {
 			acked++
 		}
 	}
-	t.Logf("%d crashes; %d operations (%d with a known outcome): %s", crashes, len(history), acked, res)
+	t.Logf("%s; %d operations (%d with a known outcome): %s", what, len(history), acked, res)
 	if acked == 0 {
 		t.Fatal("no operation completed")
 	}
@@ -289,5 +249,64 @@ func (n *linNode) crash() {
 	n.mu.Unlock()
 	if s != nil {
 		s.Stop()
+	}
+}
+
+// runLinClient runs one client of a linearizability test until stop: each
+// operation, a put or a read of one of three keys, goes to the node pick
+// returns, and is recorded with its outcome (a put without a known outcome
+// as one that may take effect at any later time; a failed read not at all).
+func runLinClient(t *testing.T, seed uint64, client int, stop <-chan struct{}, pick func(*rand.Rand) *linNode,
+	now func() int64, record func(porcupine.Operation)) {
+	rng := rand.New(rand.NewPCG(seed, uint64(client)))
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		n := pick(rng)
+		s, m, inc := n.current()
+		if s == nil { // the node is down
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		in := kvInput{key: fmt.Sprintf("k%d", rng.IntN(3))}
+		if rng.IntN(2) == 0 {
+			in.put, in.value = true, fmt.Sprintf("c%d-%d", client, i)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		call := now()
+		var out kvOutput
+		var err error
+		if in.put {
+			_, err = s.Transact(ctx, EncodePut(in.key, []byte(in.value)))
+		} else {
+			var v any
+			v, err = s.Read(ctx, func() (any, error) {
+				b, _ := m.Get(in.key)
+				return string(b), nil
+			})
+			if err == nil {
+				out.value = v.(string)
+			}
+		}
+		ret := now()
+		cancel()
+		// An answer the node gave after it was killed never reached the
+		// client.
+		lost := !n.alive(inc)
+		switch {
+		case in.put && err == nil && !lost:
+		case in.put && (lost || errors.Is(err, raftstore.ErrIndeterminate)):
+			ret = math.MaxInt64 // may take effect at any later time, or never
+		case !in.put && (lost || errors.Is(err, raftstore.ErrNoQuorum) || errors.Is(err, raftstore.ErrStopped)):
+			continue // a read has no effect
+		case !in.put && err == nil:
+		default:
+			t.Errorf("client %d on node %d: %v", client, n.id, err)
+			return
+		}
+		record(porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret})
 	}
 }
