@@ -240,6 +240,9 @@ func (h *adminHandler) memberError(err error, verb string, id uint64) (int, stri
 		errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable, fmt.Sprintf("the %s of member %d was not applied on this node within %v "+
 			"(no quorum or no leader?); it may still be applied: list the members before retrying", verb, id, h.timeout)
+	case errors.Is(err, consensus.ErrNoLeader):
+		return http.StatusServiceUnavailable, fmt.Sprintf("this node knows no leader now, so the %s of member %d "+
+			"was not proposed: retry in a few seconds", verb, id)
 	case errors.Is(err, consensus.ErrStopped):
 		return http.StatusServiceUnavailable, "the node is stopping; the outcome of the change is unknown: " +
 			"list the members on another node"

@@ -488,6 +488,7 @@ func TestAdminErrorMapping(t *testing.T) {
 		{fmt.Errorf("%w: 4 has 1 of 10 entries", consensus.ErrLearnerBehind), 409},
 		{fmt.Errorf("%w: %w", consensus.ErrOutcomeUnknown, context.DeadlineExceeded), 503},
 		{consensus.ErrStopped, 503},
+		{consensus.ErrNoLeader, 503},
 		{context.Canceled, 503},
 		{errors.New("disk on fire"), 500},
 	} {
