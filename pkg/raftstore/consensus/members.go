@@ -489,8 +489,11 @@ func (n *Node) changeMembers(ctx context.Context, cc *raftpb.ConfChange) error {
 		default:
 		}
 		if err := n.rn.ProposeConfChange(ctx, cc); err != nil {
-			if errors.Is(err, raft.ErrProposalDropped) {
+			switch {
+			case errors.Is(err, raft.ErrProposalDropped):
 				return ErrNoLeader
+			case errors.Is(err, raft.ErrStopped):
+				return ErrStopped
 			}
 			if ctx.Err() != nil {
 				return fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
