@@ -9,7 +9,7 @@
 # signing key, shared so one token works on every node), nodeN/ (raft data),
 # nodeN.log and nodeN.pid. Starting again with the same DIR restarts the nodes
 # on their data: the cluster keeps its contents. Each node's admin socket
-# (membership changes: dssctl member list|add|remove --raft_data_dir DIR/nodeN)
+# (membership changes: dssctl member list|add|promote|remove --raft_data_dir DIR/nodeN)
 # is DIR/nodeN/admin.sock.
 set -euo pipefail
 
