@@ -163,76 +163,20 @@ func TestLeaderKilledDuringWrites(t *testing.T) {
 	c := makeCluster(t, 3)
 	leader := c.waitLeader(5 * time.Second)
 
-	var (
-		mu    sync.Mutex
-		acked []string
-		indet int
-	)
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for w := range 6 {
-		via := uint64(w%3) + 1
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if c.store(via) == nil {
-					time.Sleep(testTick)
-					continue
-				}
-				p := fmt.Sprintf("w%d-%d", w, i)
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				s := c.store(via)
-				var err error
-				if s != nil {
-					_, err = s.Transact(ctx, []byte(p))
-				}
-				cancel()
-				mu.Lock()
-				switch {
-				case s == nil:
-				case err == nil:
-					acked = append(acked, p)
-				case errors.Is(err, ErrIndeterminate):
-					indet++
-				default:
-					mu.Unlock()
-					t.Errorf("write %s: unexpected error %v", p, err)
-					return
-				}
-				mu.Unlock()
-			}
-		})
-	}
+	stop := c.runWriters(6, func(w, _ int) *Store { return c.store(uint64(w%3) + 1) })
 	time.Sleep(300 * time.Millisecond)
 	c.crash(leader)
 	rest := others([]uint64{1, 2, 3}, leader)
 	newLeader := c.waitLeader(5*time.Second, rest...)
 	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	wg.Wait() // bounded: every Transact has a 3 s deadline
+	log := stop()
 
 	// Drain: one more write through the new leader commits everything before.
 	c.mustPut(newLeader, "final")
 	c.waitApplied(5*time.Second, c.store(newLeader).Status().Applied, rest...)
-	for _, id := range rest {
-		counts := c.rec(id).counts()
-		for _, p := range acked {
-			if counts[p] != 1 {
-				t.Fatalf("node %d applied acknowledged %s %d times", id, p, counts[p])
-			}
-		}
-		for p, n := range counts {
-			if n != 1 {
-				t.Fatalf("node %d applied %s %d times", id, p, n)
-			}
-		}
-	}
-	t.Logf("leader %d killed: %d acknowledged, %d indeterminate", leader, len(acked), indet)
-	if len(acked) == 0 {
+	c.appliedOnce(log.acked, rest...)
+	t.Logf("leader %d killed: %d acknowledged, %d indeterminate", leader, len(log.acked), log.indet)
+	if len(log.acked) == 0 {
 		t.Fatal("no write was acknowledged")
 	}
 }

@@ -364,3 +364,73 @@ func dirEntries(t *testing.T, dir string) int {
 	}
 	return len(es)
 }
+
+// writeLog is what concurrent writers (runWriters) got back.
+type writeLog struct {
+	mu    sync.Mutex
+	acked []string // payloads whose write was acknowledged
+	indet int      // writes without a known outcome
+}
+
+// runWriters starts n writers; writer w's i-th write, of payload
+// "w<w>-<i>", goes through pick(w, i) (nil: skip a beat). Every write has a
+// 3 s deadline; an error other than ErrIndeterminate fails the test. The returned stop ends them and returns what they got back.
+func (c *cluster) runWriters(n int, pick func(w, i int) *Store) (stop func() *writeLog) {
+	log := &writeLog{}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				s := pick(w, i)
+				if s == nil {
+					time.Sleep(testTick)
+					continue
+				}
+				p := fmt.Sprintf("w%d-%d", w, i)
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				_, err := s.Transact(ctx, []byte(p))
+				cancel()
+				log.mu.Lock()
+				switch {
+				case err == nil:
+					log.acked = append(log.acked, p)
+				case errors.Is(err, ErrIndeterminate):
+					log.indet++
+				default:
+					c.t.Errorf("write %s: unexpected error %v", p, err)
+				}
+				log.mu.Unlock()
+			}
+		})
+	}
+	return func() *writeLog {
+		close(done)
+		wg.Wait() // bounded: every Transact has a 3 s deadline
+		return log
+	}
+}
+
+// appliedOnce fails the test unless every node in ids applied every payload
+// in acked, and every payload at all, exactly once.
+func (c *cluster) appliedOnce(acked []string, ids ...uint64) {
+	c.t.Helper()
+	for _, id := range ids {
+		counts := c.rec(id).counts()
+		for _, p := range acked {
+			if counts[p] != 1 {
+				c.t.Fatalf("node %d applied acknowledged %s %d times", id, p, counts[p])
+			}
+		}
+		for p, n := range counts {
+			if n != 1 {
+				c.t.Fatalf("node %d applied %s %d times", id, p, n)
+			}
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -234,48 +233,14 @@ func TestMembershipChangesUnderWrites(t *testing.T) {
 	}))
 	c.waitLeader(5 * time.Second)
 
-	var (
-		mu    sync.Mutex
-		acked []string
-		indet int
-	)
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for w := range 4 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				running := c.running()
-				if len(running) == 0 {
-					time.Sleep(testTick)
-					continue
-				}
-				slices.Sort(running)
-				s := c.store(running[(w+i)%len(running)])
-				if s == nil {
-					continue // stopped meanwhile
-				}
-				p := fmt.Sprintf("w%d-%d", w, i)
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				_, err := s.Transact(ctx, []byte(p))
-				cancel()
-				mu.Lock()
-				switch {
-				case err == nil:
-					acked = append(acked, p)
-				case errors.Is(err, ErrIndeterminate), errors.Is(err, ErrStopped):
-					indet++
-				default:
-					t.Errorf("write %s: unexpected error %v", p, err)
-				}
-				mu.Unlock()
-			}
-		})
-	}
+	stop := c.runWriters(4, func(w, i int) *Store {
+		running := c.running()
+		if len(running) == 0 {
+			return nil
+		}
+		slices.Sort(running)
+		return c.store(running[(w+i)%len(running)]) // nil if stopped meanwhile
+	})
 
 	// Replace 1 by 4, then the leader by 5: a remove, then an add, each
 	// time (the quorum stays 2 of 3 throughout).
@@ -300,26 +265,15 @@ func TestMembershipChangesUnderWrites(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	replace(c.waitLeader(5*time.Second, members...), 5)
 	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	wg.Wait() // bounded: every Transact has a 3 s deadline
+	log := stop()
 
 	leader := c.waitLeader(5*time.Second, members...)
 	c.mustPut(leader, "final")
 	c.waitApplied(10*time.Second, c.store(leader).Status().Applied, members...)
 	c.sameState(members...)
-	counts := c.rec(members[0]).counts()
-	for _, p := range acked {
-		if counts[p] != 1 {
-			t.Fatalf("acknowledged %s applied %d times", p, counts[p])
-		}
-	}
-	for p, n := range counts {
-		if n != 1 {
-			t.Fatalf("%s applied %d times", p, n)
-		}
-	}
-	t.Logf("members now %v: %d writes acknowledged, %d indeterminate", members, len(acked), indet)
-	if len(acked) == 0 {
+	c.appliedOnce(log.acked, members...)
+	t.Logf("members now %v: %d writes acknowledged, %d indeterminate", members, len(log.acked), log.indet)
+	if len(log.acked) == 0 {
 		t.Fatal("no write was acknowledged")
 	}
 }
