@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -281,37 +282,18 @@ func (n *Node) Members() Membership {
 	for _, id := range n.confState.GetLearners() {
 		m.Members = append(m.Members, Member{ID: id, Addr: n.members.addrs[id], Learner: true})
 	}
-	slices.SortFunc(m.Members, func(a, b Member) int { return compareIDs(a.ID, b.ID) })
+	slices.SortFunc(m.Members, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 	return m
-}
-
-func compareIDs(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // AddMember adds a voter with raft ID id, which the other nodes dial at addr
 // (host:port), and returns once the change is applied on this node. The new
 // node must then be started on an empty data directory with Config.Join.
 // Until it has caught up, it counts in the quorum without acknowledging
-// anything: add a member only while the others can form a quorum without it.
+// anything: add a member only while the others can form a quorum without it,
+// or add it with AddLearner and promote it once it has caught up.
 func (n *Node) AddMember(ctx context.Context, id uint64, addr string) error {
-	if id == 0 {
-		return fmt.Errorf("%w: raft ID 0", ErrInvalidMember)
-	}
-	if err := checkAddr(addr); err != nil {
-		return fmt.Errorf("%w: address %q: %v", ErrInvalidMember, addr, err)
-	}
-	cc := &raftpb.ConfChange{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(id), Context: []byte(addr)}
-	if err := n.checkChange(cc); err != nil {
-		return err
-	}
-	return n.changeMembers(ctx, cc)
+	return n.add(ctx, raftpb.ConfChangeAddNode, id, addr)
 }
 
 // AddLearner adds a learner with raft ID id, dialled at addr, and returns
@@ -320,13 +302,18 @@ func (n *Node) AddMember(ctx context.Context, id uint64, addr string) error {
 // a voter added directly, a learner does not raise the quorum while it
 // catches up (or if it never starts).
 func (n *Node) AddLearner(ctx context.Context, id uint64, addr string) error {
+	return n.add(ctx, raftpb.ConfChangeAddLearnerNode, id, addr)
+}
+
+// add proposes a new member of kind t (a voter or a learner).
+func (n *Node) add(ctx context.Context, t raftpb.ConfChangeType, id uint64, addr string) error {
 	if id == 0 {
 		return fmt.Errorf("%w: raft ID 0", ErrInvalidMember)
 	}
 	if err := checkAddr(addr); err != nil {
 		return fmt.Errorf("%w: address %q: %v", ErrInvalidMember, addr, err)
 	}
-	cc := &raftpb.ConfChange{Type: raftpb.ConfChangeAddLearnerNode.Enum(), NodeId: proto.Uint64(id), Context: []byte(addr)}
+	cc := &raftpb.ConfChange{Type: t.Enum(), NodeId: proto.Uint64(id), Context: []byte(addr)}
 	if err := n.checkChange(cc); err != nil {
 		return err
 	}
