@@ -216,42 +216,32 @@ func runMemberAdd(args []string, stdout, stderr io.Writer) int {
 }
 
 func runMemberPromote(args []string, stdout, stderr io.Writer) int {
-	fs, target := newMemberFlagSet("promote", "promote (--raft_data_dir DIR | --admin_socket PATH) --id N",
+	return runMemberChange(args, stdout, stderr, "promote",
 		"Makes the learner with raft ID N a voter. From then on it counts in the quorum: promote it only\n"+
 			"once it has caught up, when its /readyz answers 200 and its /status applied_index is near the\n"+
 			"others'.",
-		stderr)
-	id := fs.Uint64("id", 0, "raft ID of the learner to promote (required)")
-	if code, done := parseFlags(fs, args); done {
-		return code
-	}
-	usageErr := usageErrorf(fs, stderr, "member promote")
-	path, err := target.path()
-	if err != nil {
-		return usageErr("%v", err)
-	}
-	if *id == 0 {
-		return usageErr("--id is required (a positive raft ID)")
-	}
-	ms, err := adminRequest(path, http.MethodPost, fmt.Sprintf("/members/%d/promote", *id), nil)
-	if err != nil {
-		return fail(stderr, "member promote", err)
-	}
-	fmt.Fprintf(stdout, "promoted member %d: it is a voter and counts in the quorum.\n\n", *id)
-	printMembers(stdout, ms)
-	return 0
+		"raft ID of the learner to promote (required)", http.MethodPost, "/members/%d/promote",
+		"promoted member %d: it is a voter and counts in the quorum.")
 }
 
 func runMemberRemove(args []string, stdout, stderr io.Writer) int {
-	fs, target := newMemberFlagSet("remove", "remove (--raft_data_dir DIR | --admin_socket PATH) --id N",
+	return runMemberChange(args, stdout, stderr, "remove",
 		"Removes the voter or learner with raft ID N. Stop that node afterwards (a removed node cannot serve); its\n"+
 			"data directory and its ID must never be used again.",
-		stderr)
-	id := fs.Uint64("id", 0, "raft ID of the member to remove (required)")
-	if code, done := parseFlags(fs, args); done {
+		"raft ID of the member to remove (required)", http.MethodDelete, "/members/%d",
+		"removed member %d: stop its node now; its data directory and raft ID must not be used again.")
+}
+
+// runMemberChange runs a subcommand that changes the member --id with one
+// admin request (method, pathFormat with the ID) and prints done (with the
+// ID) and the new membership.
+func runMemberChange(args []string, stdout, stderr io.Writer, sub, about, idUsage, method, pathFormat, done string) int {
+	fs, target := newMemberFlagSet(sub, sub+" (--raft_data_dir DIR | --admin_socket PATH) --id N", about, stderr)
+	id := fs.Uint64("id", 0, idUsage)
+	if code, stop := parseFlags(fs, args); stop {
 		return code
 	}
-	usageErr := usageErrorf(fs, stderr, "member remove")
+	usageErr := usageErrorf(fs, stderr, "member "+sub)
 	path, err := target.path()
 	if err != nil {
 		return usageErr("%v", err)
@@ -259,11 +249,11 @@ func runMemberRemove(args []string, stdout, stderr io.Writer) int {
 	if *id == 0 {
 		return usageErr("--id is required (a positive raft ID)")
 	}
-	ms, err := adminRequest(path, http.MethodDelete, fmt.Sprintf("/members/%d", *id), nil)
+	ms, err := adminRequest(path, method, fmt.Sprintf(pathFormat, *id), nil)
 	if err != nil {
-		return fail(stderr, "member remove", err)
+		return fail(stderr, "member "+sub, err)
 	}
-	fmt.Fprintf(stdout, "removed member %d: stop its node now; its data directory and raft ID must not be used again.\n\n", *id)
+	fmt.Fprintf(stdout, done+"\n\n", *id)
 	printMembers(stdout, ms)
 	return 0
 }
