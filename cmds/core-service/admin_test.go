@@ -56,7 +56,6 @@ func TestAdminFlags(t *testing.T) {
 		{[]string{"--memstore", "--admin_socket", "/tmp/a.sock"}, "--admin_socket serves the Raft store"},
 		{[]string{"--datastore_url", "postgres://x/scd", "--admin_socket", "/tmp/a.sock"}, "--admin_socket serves the Raft store"},
 		{[]string{"--raft_join"}, "--raft_join needs --raft_peers"},
-		{[]string{"--raft_data_dir", long}, "pass a shorter --admin_socket"},
 		{[]string{"--admin_socket", long}, "pass a shorter --admin_socket"},
 	} {
 		var stdout, stderr syncBuffer
@@ -64,6 +63,12 @@ func TestAdminFlags(t *testing.T) {
 		if code != exitUsage || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("%q: exit code %d (want %d), stderr %q (want %q)", tc.args, code, exitUsage, stderr.String(), tc.want)
 		}
+	}
+	// A data directory too deep for the default socket: the node runs
+	// without one (and warns), rather than not at all.
+	cfg, err = parseFlags([]string{"--dev", "--raft_data_dir", long}, io.Discard)
+	if err != nil || cfg.raft.adminSocket != "" || !strings.Contains(cfg.raft.noAdminSocket, "pass a shorter --admin_socket") {
+		t.Fatalf("long data directory: %v, socket %q, note %q", err, cfg.raft.adminSocket, cfg.raft.noAdminSocket)
 	}
 	// The longest path that fits is accepted.
 	if err := checkSocketPath("/" + strings.Repeat("d", maxSocketPath-1)); err != nil {

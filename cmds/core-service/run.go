@@ -225,7 +225,11 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 	// The admin socket, too, is created before the store opens: a node
 	// already serving on it fails the start here.
 	var adminLn net.Listener
-	if cfg.store == storeRaft {
+	if cfg.store == storeRaft && cfg.raft.noAdminSocket != "" {
+		log.Warn("no admin socket: membership changes (dssctl member) need --admin_socket on a shorter path",
+			zap.String("reason", cfg.raft.noAdminSocket))
+	}
+	if cfg.store == storeRaft && cfg.raft.adminSocket != "" {
 		if adminLn, err = listenAdmin(cfg.raft.adminSocket); err != nil {
 			return fmt.Errorf("admin socket (--admin_socket): %w", err)
 		}

@@ -74,7 +74,8 @@ type raftConfig struct {
 	tlsCA           string
 	readsViaLog     bool
 	join            bool
-	adminSocket     string
+	adminSocket     string // "" when noAdminSocket says why there is none
+	noAdminSocket   string
 
 	// peers is peersFlag parsed, with this node added for a single node.
 	peers map[uint64]string
@@ -147,9 +148,15 @@ func (c *raftConfig) resolve() error {
 			"(a joining node must know where to reach them)")
 	}
 	if c.adminSocket == "" {
-		c.adminSocket = filepath.Join(c.dataDir, adminSocketName)
-	}
-	if err := checkSocketPath(c.adminSocket); err != nil {
+		// The default must not stop a node whose data directory has a long
+		// path: it then runs without the admin socket, and says so.
+		def := filepath.Join(c.dataDir, adminSocketName)
+		if err := checkSocketPath(def); err != nil {
+			c.noAdminSocket = err.Error()
+		} else {
+			c.adminSocket = def
+		}
+	} else if err := checkSocketPath(c.adminSocket); err != nil {
 		return err
 	}
 	if len(peers) == 0 {
