@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/raftdss/dss/pkg/geo"
 	"github.com/raftdss/dss/pkg/models"
@@ -396,6 +397,11 @@ const ovnSuffixSkew = 5 * time.Minute
 // millisecond timestamp lies within ±5 minutes of now. It returns the suffix
 // in lowercase, the canonical form the reference prints.
 func parseOVNSuffix(s string, now time.Time) (string, error) {
+	if s == "" {
+		// Present but empty is a bad value, not an absent member: a client
+		// that means "derived OVN" omits the member or sends null.
+		return "", badRequest("requested_ovn_suffix is empty: want a UUIDv7, or omit the member for a derived OVN")
+	}
 	if len(s) != 36 {
 		return "", badRequest("requested_ovn_suffix %q is not a UUIDv7 in 8-4-4-4-12 form", truncate(s))
 	}
@@ -449,4 +455,29 @@ func truncate(s string) string {
 		return s[:64] + "..."
 	}
 	return s
+}
+
+// parseKey checks the entries of an OIR PUT's key (spec §7; utm.yaml Key =
+// array of EntityOVN, 16 to 128 characters). Absent, null and [] are all
+// the empty key. A "" or null entry (null decodes to "") and an entry of
+// the wrong length are rejected: no OVN can have that form (§3.6), so the
+// entry is a client bug that would otherwise surface as a puzzling 409.
+// The length is counted in characters, as JSON Schema's minLength does.
+func parseKey(in []string) ([]models.OVN, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make([]models.OVN, len(in))
+	for i, k := range in {
+		if k == "" {
+			return nil, badRequest("key[%d] is empty or null: want an OVN of %d to %d characters",
+				i, models.MinOVNLength, models.MaxOVNLength)
+		}
+		if c := utf8.RuneCountInString(k); c < models.MinOVNLength || c > models.MaxOVNLength {
+			return nil, badRequest("key[%d] %q has %d characters: want an OVN of %d to %d characters",
+				i, truncate(k), c, models.MinOVNLength, models.MaxOVNLength)
+		}
+		out[i] = models.OVN(k)
+	}
+	return out, nil
 }

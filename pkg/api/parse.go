@@ -181,9 +181,11 @@ func ParsePutOperationalIntent(ri RequestInfo, id, ovn string, create bool, body
 	if create && state != models.StateAccepted {
 		return nil, badRequest("an operational intent must be created in state Accepted, not %s", state)
 	}
+	// Absent or null asks for a derived OVN; present, even "", must be a
+	// valid suffix (docs/spec-notes.md).
 	var requested models.OVN
-	if p.RequestedOVNSuffix != "" {
-		suffix, err := parseOVNSuffix(p.RequestedOVNSuffix, ri.Now)
+	if p.RequestedOVNSuffix != nil {
+		suffix, err := parseOVNSuffix(*p.RequestedOVNSuffix, ri.Now)
 		if err != nil {
 			return nil, err
 		}
@@ -191,6 +193,10 @@ func ParsePutOperationalIntent(ri RequestInfo, id, ovn string, create bool, body
 	}
 	if state != models.StateAccepted && subID == "" && p.NewSubscription == nil {
 		return nil, badRequest("state %s requires subscription_id or new_subscription", state)
+	}
+	key, err := parseKey(p.Key)
+	if err != nil {
+		return nil, err
 	}
 	op := &scd.PutOperationalIntent{
 		Caller:         ri.Caller,
@@ -202,12 +208,7 @@ func ParsePutOperationalIntent(ri RequestInfo, id, ovn string, create bool, body
 		USSBaseURL:     p.UssBaseURL,
 		SubscriptionID: subID,
 		RequestedOVN:   requested,
-	}
-	if len(p.Key) > 0 {
-		op.Key = make([]models.OVN, len(p.Key))
-		for i, k := range p.Key {
-			op.Key[i] = models.OVN(k)
-		}
+		Key:            key,
 	}
 	if p.NewSubscription != nil {
 		op.NewSubscription = &scd.NewSubscription{
@@ -316,7 +317,8 @@ func ParseGetUssAvailability(_ RequestInfo, ussID string) (*scd.GetUssAvailabili
 }
 
 // ParsePutUssAvailability is endpoint 18 (spec §6.4 Set): uss_id, body,
-// availability (case-insensitive, "" = Unknown).
+// availability (required; case-insensitive, "" = Unknown). An absent or
+// null old_version is "" (§6.4: an omitted one compares as "").
 func ParsePutUssAvailability(ri RequestInfo, ussID string, body []byte) (*scd.PutUssAvailability, error) {
 	if ussID == "" {
 		return nil, badRequest("missing uss_id")
@@ -325,7 +327,12 @@ func ParsePutUssAvailability(ri RequestInfo, ussID string, body []byte) (*scd.Pu
 	if err := decodeBody(body, &p); err != nil {
 		return nil, err
 	}
-	a, err := models.ParseAvailability(p.Availability)
+	// Required by utm.yaml: absent or null must not silently mean Unknown
+	// (that would reset a Down USS); an explicit "" is Unknown (§5.4).
+	if p.Availability == nil {
+		return nil, badRequest("missing availability: want Unknown, Normal or Down")
+	}
+	a, err := models.ParseAvailability(*p.Availability)
 	if err != nil {
 		return nil, err
 	}
