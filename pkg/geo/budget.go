@@ -61,6 +61,10 @@ const (
 	MaxWorkPerRequest = 20_000_000
 )
 
+// CircleVertices is what a circle counts towards MaxVerticesPerRequest:
+// the vertices of the polygon that stands for it (spec §4).
+const CircleVertices = circleVertices
+
 // pairCost is the work charged for testing two edges for crossing or
 // touching: about eight times the cost of looking at an edge in a cell test.
 const pairCost = 8
