@@ -157,7 +157,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// its consequence.
 		if timedOut(ctx, err) {
 			msg := "request timed out while " + st.String()
-			if r.Context().Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			if d, _ := ctx.Deadline(); r.Context().Err() != nil && time.Now().Before(d) {
 				msg = "request cancelled by the client while " + st.String()
 			}
 			s.log.Warn(msg, zap.String("route", rt.name), zap.String("caller", rq.caller()),

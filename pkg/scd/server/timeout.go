@@ -74,7 +74,10 @@ func (s stagedStore) Transact(ctx context.Context, op store.Operation[repos.Repo
 	}
 	*st = stageStore
 	res, err := s.Store.Transact(ctx, op)
-	*st = stageRendering
+	if err == nil {
+		// A failure keeps the stage: it is the store's step that failed.
+		*st = stageRendering
+	}
 	return res, err
 }
 
