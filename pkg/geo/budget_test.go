@@ -174,7 +174,7 @@ func TestHonestShapesWithinLimits(t *testing.T) {
 // request count together, and the message says which limit was hit.
 func TestBudgetIsPerRequest(t *testing.T) {
 	big := square(0, 45, 49.9, 1) // ~3 400 cells
-	b := NewBudget(nil)
+	b := NewBudget(context.Background())
 	n := 0
 	var err error
 	for ; n < 10 && err == nil; n++ {
@@ -187,7 +187,7 @@ func TestBudgetIsPerRequest(t *testing.T) {
 		t.Fatalf("the request's limit was hit at area %d", n)
 	}
 
-	b = NewBudget(nil)
+	b = NewBudget(context.Background())
 	outline := square(34, -118, 2, 400) // 1 600 vertices
 	for range 7 {
 		if _, err = b.CoverPolygon(outline); err != nil {
@@ -212,7 +212,7 @@ func TestWorkLimit(t *testing.T) {
 	// wide, so the sweep runs along the teeth and every tooth's edges
 	// overlap every other's.
 	poly := comb(10, 10, 499, 50, 1, 20, 1)
-	b := NewBudget(nil)
+	b := NewBudget(context.Background())
 	b.work = 1_000_000 // the crossing check alone needs ~2 M pairs × 8
 	start := time.Now()
 	_, err := b.CoverPolygon(poly)

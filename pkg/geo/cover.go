@@ -1,6 +1,7 @@
 package geo
 
 import (
+	"context"
 	"math"
 	"slices"
 
@@ -42,14 +43,14 @@ var initialCoverer = &s2.RegionCoverer{MaxLevel: Level, LevelMod: 1, MaxCells: 4
 // CoverPolygon validates a polygon outline and returns its level-13 covering
 // under the default limits of one request (NewBudget), with no deadline.
 func CoverPolygon(vertices []models.LatLng) ([]models.CellID, error) {
-	b := defaultBudget(nil)
+	b := defaultBudget(context.Background())
 	return b.CoverPolygon(vertices)
 }
 
 // CoverCircle returns the level-13 covering of a circle under the default
 // limits of one request (NewBudget), with no deadline.
 func CoverCircle(center models.LatLng, radiusMeters float64) ([]models.CellID, error) {
-	b := defaultBudget(nil)
+	b := defaultBudget(context.Background())
 	return b.CoverCircle(center, radiusMeters)
 }
 
@@ -132,7 +133,7 @@ func (b *Budget) CoverCircle(center models.LatLng, radiusMeters float64) ([]mode
 // CodeBadRequest error CoverPolygon would return for it (the vertex limit
 // included).
 func AreaKm2(vertices []models.LatLng) (float64, error) {
-	b := defaultBudget(nil)
+	b := defaultBudget(context.Background())
 	if err := b.takeVertices(len(vertices), "polygon"); err != nil {
 		return 0, err
 	}
