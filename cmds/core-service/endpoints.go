@@ -30,7 +30,7 @@ import (
 // this is not ready to serve requests either.
 const readyTimeout = 2 * time.Second
 
-// A request reaches an operational endpoint only when its escaped path is
+// newMux: a request reaches an operational endpoint only when its escaped path is
 // exactly one of opsPaths; everything else goes to the API handler, whose
 // router answers every non-canonical path with its plain 404. Go's ServeMux
 // is kept for the four endpoints (it answers a wrong method with 405) but
