@@ -312,10 +312,19 @@ func ParsePutSubscription(ri RequestInfo, id, version string, create bool, body 
 	}, nil
 }
 
+// checkUSSID rejects an empty uss_id (spec §6.4) and one that could not be
+// the `sub` of an access token (models.CheckUSSID: bounded, printable).
+func checkUSSID(ussID string) error {
+	if ussID == "" {
+		return badRequest("missing uss_id")
+	}
+	return models.CheckUSSID(ussID)
+}
+
 // ParseGetUssAvailability is endpoint 17.
 func ParseGetUssAvailability(_ RequestInfo, ussID string) (*scd.GetUssAvailability, error) {
-	if ussID == "" {
-		return nil, badRequest("missing uss_id")
+	if err := checkUSSID(ussID); err != nil {
+		return nil, err
 	}
 	return &scd.GetUssAvailability{USS: ussID}, nil
 }
@@ -324,8 +333,8 @@ func ParseGetUssAvailability(_ RequestInfo, ussID string) (*scd.GetUssAvailabili
 // availability (required; case-insensitive, "" = Unknown). An absent or
 // null old_version is "" (§6.4: an omitted one compares as "").
 func ParsePutUssAvailability(ri RequestInfo, ussID string, body []byte) (*scd.PutUssAvailability, error) {
-	if ussID == "" {
-		return nil, badRequest("missing uss_id")
+	if err := checkUSSID(ussID); err != nil {
+		return nil, err
 	}
 	var p SetUssAvailabilityStatusParameters
 	if err := decodeBody(body, &p); err != nil {
