@@ -226,7 +226,20 @@ func (c *cluster) crash(id uint64) {
 	delete(c.stores, id)
 	c.mu.Unlock()
 	if s != nil {
+		c.noRefusals(id, s)
 		s.Stop()
+	}
+}
+
+// noRefusals fails the test if node id refused a message of a correct
+// peer: the peer check (consensus.checkPeerMessage) must accept everything
+// raft itself sends, through elections, restarts, snapshots and membership
+// changes. A removed member's messages are the one expected refusal.
+func (c *cluster) noRefusals(id uint64, s *Store) {
+	for reason, n := range s.Node().PeerRejections() {
+		if n != 0 && reason != consensus.RejectSender {
+			c.t.Errorf("node %d refused %d messages of correct peers (%s)", id, n, reason)
+		}
 	}
 }
 

@@ -181,6 +181,10 @@ func checkPeerMessage(m *raftpb.Message, v *peerView) *peerRejection {
 	if rj := checkTerm(m, v); rj != nil {
 		return rj
 	}
+	if len(m.GetResponses()) != 0 {
+		// Only raft's local storage messages carry responses.
+		return reject(RejectShape, "%v carries storage responses", t)
+	}
 	if t != raftpb.MsgSnap && m.Snapshot != nil {
 		return reject(RejectShape, "%v carries a snapshot", t)
 	}
