@@ -4,13 +4,18 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+
+	"github.com/raftdss/dss/pkg/auth"
+	"github.com/raftdss/dss/pkg/models"
 )
 
 // newMux serves the operational endpoints beside the DSS API (which answers
@@ -23,14 +28,17 @@ import (
 //	          readyTimeout
 //	/metrics  Prometheus: the store's metrics (registry reg) and the default
 //	          registry's, where etcd's WAL registers its fsync metrics
-//	/status   JSON view of the node (Raft: IDs, indexes, state hash, removed)
+//	/status   JSON view of the node (Raft: IDs, indexes, state hash, removed);
+//	          it needs an access token with any DSS scope (the term and
+//	          indexes help whoever forges peer messages), and is served
+//	          without one on the admin socket (dssctl status)
 //
 // readyTimeout bounds /readyz's database ping: a probe must get an answer
 // well within a typical probe timeout, and a database (or pool) slower than
 // this is not ready to serve requests either.
 const readyTimeout = 2 * time.Second
 
-func newMux(api http.Handler, be *backend, kind storeKind, reg *prometheus.Registry, log *zap.Logger) http.Handler {
+func newMux(api http.Handler, be *backend, kind storeKind, authn tokenAuthenticator, reg *prometheus.Registry, log *zap.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", api)
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
@@ -69,12 +77,59 @@ func newMux(api http.Handler, be *backend, kind storeKind, reg *prometheus.Regis
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, reg},
 		promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /status", requireDSSToken(authn, statusHandler(be, kind)))
+	return mux
+}
+
+// statusHandler serves GET /status.
+func statusHandler(be *backend, kind storeKind) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		_ = json.NewEncoder(w).Encode(nodeStatus(be, kind))
 	})
-	return mux
+}
+
+// tokenAuthenticator verifies a request's bearer token (*auth.Authenticator).
+type tokenAuthenticator interface {
+	Authenticate(r *http.Request) (*auth.Claims, error)
+}
+
+// dssScopes are the scopes of spec §1; any one of them opens /status.
+var dssScopes = []string{auth.ScopeStrategicCoordination, auth.ScopeConstraintManagement,
+	auth.ScopeConstraintProcessing, auth.ScopeConformanceMonitoringSA, auth.ScopeAvailabilityArbitration}
+
+// requireDSSToken serves h only to a request with a valid access token
+// holding any DSS scope: 401 without a valid token, 403 with one that grants
+// none of them. The body is the API's {"message": ...}.
+func requireDSSToken(authn tokenAuthenticator, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		claims, err := authn.Authenticate(r)
+		if err != nil {
+			var me *models.Error
+			msg := "missing or invalid access token"
+			if errors.As(err, &me) {
+				msg = me.Message
+			}
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			writeJSONMessage(w, http.StatusUnauthorized, msg)
+			return
+		}
+		if !slices.ContainsFunc(dssScopes, claims.HasScope) {
+			writeJSONMessage(w, http.StatusForbidden, "/status needs an access token with a DSS scope")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func writeJSONMessage(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Message string `json:"message"`
+	}{msg})
 }
 
 // statusJSON is the body of /status. The Raft fields are present exactly
