@@ -34,7 +34,7 @@ import (
 //	                              with "learner": true, a learner (non-voting)
 //	POST   /members/{id}/promote  make the learner id a voter
 //	DELETE /members/{id}          remove a voter or a learner
-//	GET    /status                the API's /status, without a token (dssctl status)
+//	GET    /status                the API's /status, without a token (curl --unix-socket)
 //
 // Every answer is JSON: adminMembersJSON (a change answers with the
 // membership once the change is applied on this node), or {"message": ...}

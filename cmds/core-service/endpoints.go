@@ -31,7 +31,8 @@ import (
 //	/status   JSON view of the node (Raft: IDs, indexes, state hash, removed);
 //	          it needs an access token with any DSS scope (the term and
 //	          indexes help whoever forges peer messages), and is served
-//	          without one on the admin socket (dssctl status)
+//	          without one on the admin socket (curl --unix-socket SOCKET
+//	          http://admin/status)
 //
 // readyTimeout bounds /readyz's database ping: a probe must get an answer
 // well within a typical probe timeout, and a database (or pool) slower than

@@ -11,12 +11,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/raftdss/dss/internal/peercerts"
 	"github.com/raftdss/dss/pkg/raftstore"
 	"github.com/raftdss/dss/pkg/raftstore/consensus"
 	"github.com/raftdss/dss/pkg/raftstore/kv"
@@ -156,14 +158,16 @@ func TestRaftStoreIsTheDefault(t *testing.T) {
 		t.Fatalf("defaults: store %v, raft %+v", cfg.store, cfg.raft)
 	}
 	cfg, err = parseFlags([]string{"--dev", "--raft_node_id", "2",
-		"--raft_peers", "1=10.0.0.1:26001, 2=10.0.0.2:26001,3=10.0.0.3:26001", "--raft_addr", "0.0.0.0:26001"}, io.Discard)
+		"--raft_peers", "1=10.0.0.1:26001, 2=10.0.0.2:26001,3=10.0.0.3:26001", "--raft_addr", "0.0.0.0:26001",
+		"--raft_insecure_plaintext_peers"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.raft.addr != "0.0.0.0:26001" || len(cfg.raft.peers) != 3 || cfg.raft.peers[2] != "10.0.0.2:26001" {
 		t.Fatalf("peers: %+v", cfg.raft)
 	}
-	cfg, err = parseFlags([]string{"--dev", "--raft_node_id", "3", "--raft_peers", "1=a:1,3=c:3"}, io.Discard)
+	cfg, err = parseFlags([]string{"--dev", "--raft_node_id", "3", "--raft_peers", "1=a:1,3=c:3",
+		"--raft_insecure_plaintext_peers"}, io.Discard)
 	if err != nil || cfg.raft.addr != "c:3" {
 		t.Fatalf("listen address must default to this node's peer entry: %v %+v", err, cfg)
 	}
@@ -296,10 +300,16 @@ func TestThreeNodeCluster(t *testing.T) {
 	waitEqualHashes(t, nodes)
 }
 
-// startCluster starts n Raft nodes over gRPC and waits until all are ready.
+// startCluster starts n Raft nodes over gRPC with mutual TLS (certificates
+// from peercerts) and waits until all are ready.
 func startCluster(t *testing.T, n int) []*node {
 	t.Helper()
 	devDir := t.TempDir()
+	ids := make([]uint64, n)
+	for i := range ids {
+		ids[i] = uint64(i + 1)
+	}
+	pki := writePKI(t, ids...)
 	raftAddrs := freeAddrs(t, n)
 	var peers []string
 	for i, a := range raftAddrs {
@@ -307,8 +317,9 @@ func startCluster(t *testing.T, n int) []*node {
 	}
 	var nodes []*node
 	for i := range n {
-		nodes = append(nodes, startNode(t, devDir, append([]string{"--raft_node_id", fmt.Sprint(i + 1),
-			"--raft_peers", strings.Join(peers, ","), "--raft_data_dir", t.TempDir()}, fastRaft...)...))
+		nodes = append(nodes, startNode(t, devDir, slices.Concat([]string{"--raft_node_id", fmt.Sprint(i + 1),
+			"--raft_peers", strings.Join(peers, ","), "--raft_data_dir", t.TempDir()},
+			peercerts.Flags(pki, uint64(i+1)), fastRaft)...))
 	}
 	for _, nd := range nodes {
 		nd.waitReady()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,26 +59,56 @@ func TestPlaintextPeersRefused(t *testing.T) {
 	}
 }
 
-// TestInsecurePlaintextPeersWarns: with the override a node with peers
-// starts, logs a warning naming the override at start, and exports
-// dss_raft_insecure_plaintext_peers 1; a node with TLS exports 0.
+// TestInsecurePlaintextPeersWarns: with the override a three-node cluster
+// without TLS starts and serves; every node logs a warning naming the
+// override at every start (a restart too) and exports
+// dss_raft_insecure_plaintext_peers 1. A node with TLS exports 0 and does
+// not warn.
 func TestInsecurePlaintextPeersWarns(t *testing.T) {
-	addrs := freeAddrs(t, 2)
-	peers := fmt.Sprintf("1=%s,2=%s", addrs[0], addrs[1])
-	// Only node 1 runs: without a quorum it never becomes ready, but it
-	// serves /metrics.
-	n := startNode(t, t.TempDir(), append([]string{"--raft_peers", peers, "--raft_data_dir", shortTempDir(t),
-		"--raft_insecure_plaintext_peers"}, fastRaft...)...)
-	if !logContainsLine(n.stderr.String(), `"level":"warn"`, "NOT authenticated", "--raft_insecure_plaintext_peers") {
-		t.Errorf("no start-up warning; stderr:\n%s", n.stderr.String())
+	devDir := t.TempDir()
+	addrs := freeAddrs(t, 3)
+	peers := fmt.Sprintf("1=%s,2=%s,3=%s", addrs[0], addrs[1], addrs[2])
+	dirs := []string{shortTempDir(t), shortTempDir(t), shortTempDir(t)}
+	args := func(i int) []string {
+		return append([]string{"--raft_node_id", fmt.Sprint(i + 1), "--raft_peers", peers, "--raft_data_dir", dirs[i],
+			"--raft_insecure_plaintext_peers"}, fastRaft...)
 	}
-	if got := metricLine(t, n, "dss_raft_insecure_plaintext_peers"); got != "dss_raft_insecure_plaintext_peers 1" {
-		t.Errorf("metric: %q", got)
+	var nodes []*node
+	for i := range 3 {
+		nodes = append(nodes, startNode(t, devDir, args(i)...))
 	}
+	checkWarns := func(i int, n *node) {
+		t.Helper()
+		if !logContainsLine(n.stderr.String(), `"level":"warn"`, "NOT authenticated", "--raft_insecure_plaintext_peers") {
+			t.Errorf("node %d: no start-up warning; stderr:\n%s", i+1, n.stderr.String())
+		}
+		if got := metricLine(t, n, "dss_raft_insecure_plaintext_peers"); got != "dss_raft_insecure_plaintext_peers 1" {
+			t.Errorf("node %d: metric %q", i+1, got)
+		}
+	}
+	for i, n := range nodes {
+		n.waitReady()
+		checkWarns(i, n)
+	}
+	if code, body := nodes[0].call("PUT", "/dss/v1/uss_availability/uss1", `{"availability": "Down"}`); code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	waitEqualHashes(t, nodes)
 
+	// Every start warns, not only the first.
+	if code := nodes[2].stop(); code != exitOK {
+		t.Fatalf("node 3 exit %d", code)
+	}
+	nodes[2] = startNode(t, devDir, args(2)...)
+	nodes[2].waitReady()
+	checkWarns(2, nodes[2])
+
+	// A node with TLS: metric 0, no warning. It needs no quorum to serve
+	// /metrics.
 	pki := writePKI(t, 1)
-	m := startNode(t, t.TempDir(), append([]string{"--raft_peers", peers, "--raft_data_dir", shortTempDir(t)},
-		peercerts.Flags(pki, 1)...)...)
+	tlsAddrs := freeAddrs(t, 2)
+	m := startNode(t, t.TempDir(), slices.Concat([]string{"--raft_peers", fmt.Sprintf("1=%s,2=%s", tlsAddrs[0], tlsAddrs[1]),
+		"--raft_data_dir", shortTempDir(t)}, peercerts.Flags(pki, 1), fastRaft)...)
 	if got := metricLine(t, m, "dss_raft_insecure_plaintext_peers"); got != "dss_raft_insecure_plaintext_peers 0" {
 		t.Errorf("metric with TLS: %q", got)
 	}

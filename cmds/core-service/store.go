@@ -217,7 +217,7 @@ func (c *raftConfig) checkPeerSecurity(nPeers int) error {
 	}
 	return fmt.Errorf("refusing to run raft with unauthenticated plaintext peers (%s): anyone who can reach a "+
 		"raft port could act as any member. Pass --raft_tls_cert, --raft_tls_key and --raft_tls_ca "+
-		"(create them with 'dssctl certs --dir DIR --ids 1,2,3'; see docs/peer-security.md), or, only on a "+
+		"(create them with 'dssctl certs --dir DIR --nodes 1,2,3'; see docs/peer-security.md), or, only on a "+
 		"network where every process is trusted, --%s", why, insecurePlaintextFlag)
 }
 
