@@ -22,9 +22,10 @@ import (
 // everything else, /healthy included):
 //
 //	/livez    the process is up (no store access)
-//	/readyz   the store can serve: for Raft, this node is a member, a leader
-//	          is known and this node has applied everything it knows to be
-//	          committed; for SQL, a pooled connection answers within
+//	/readyz   the store can serve: for Raft, this node is a member, is not
+//	          halted (else the answer names the entry, why and the
+//	          recovery), a leader is known and this node has applied
+//	          everything it knows to be committed; for SQL, a pooled connection answers within
 //	          readyTimeout
 //	/metrics  Prometheus: the store's metrics (registry reg) and the default
 //	          registry's, where etcd's WAL registers its fsync metrics
@@ -71,6 +72,8 @@ func newMux(api http.Handler, be *backend, kind storeKind, authn tokenAuthentica
 		}
 		st := be.raft.Status()
 		switch {
+		case st.Halted():
+			writeText(w, http.StatusServiceUnavailable, haltedMessage(st))
 		case st.Removed:
 			writeText(w, http.StatusServiceUnavailable, "not ready: this node was removed from the cluster")
 		case st.Leader == 0:
@@ -170,6 +173,10 @@ type raftStatusJSON struct {
 	// Removed: this node was removed from the cluster; it serves nothing
 	// any more and must be stopped.
 	Removed bool `json:"removed"`
+	// HaltedIndex, when not 0, is the committed entry this node could not
+	// apply (HaltedReason says why): it applies nothing more (/readyz).
+	HaltedIndex  uint64 `json:"halted_index"`
+	HaltedReason string `json:"halted_reason,omitempty"`
 }
 
 func nodeStatus(be *backend, kind storeKind) statusJSON {
@@ -183,7 +190,7 @@ func nodeStatus(be *backend, kind storeKind) statusJSON {
 	st := be.raft.Status()
 	out.raftStatusJSON = &raftStatusJSON{NodeID: st.ID, LeaderID: st.Leader, IsLeader: st.IsLeader, Term: st.Term,
 		AppliedIndex: applied, CommitIndex: max(st.Commit, applied), StateHash: hex.EncodeToString(hash[:]),
-		Removed: st.Removed}
+		Removed: st.Removed, HaltedIndex: st.HaltedIndex, HaltedReason: st.HaltedReason}
 	return out
 }
 

@@ -98,6 +98,8 @@ type nodeStatusJSON struct {
 	AppliedIndex uint64 `json:"applied_index"`
 	CommitIndex  uint64 `json:"commit_index"`
 	StateHash    string `json:"state_hash"`
+	HaltedIndex  uint64 `json:"halted_index"`
+	HaltedReason string `json:"halted_reason"`
 }
 
 func (n *node) status() nodeStatusJSON {
@@ -250,10 +252,12 @@ func TestMemstoreForTests(t *testing.T) {
 	}
 }
 
-// TestCorruptDataExitsNonZero: a data directory whose log holds an entry
-// this binary cannot decode (here: a key-value demo entry) stops the node
-// with exit code 1 and the reason in the log, instead of skipping it.
-func TestCorruptDataExitsNonZero(t *testing.T) {
+// TestCorruptDataHalts: a data directory whose log holds an entry this
+// binary cannot decode (here: a key-value demo entry) halts the node at that
+// entry instead of skipping it or exiting (a restart would halt there
+// again): it stays up (/livez), answers writes 503, and reports the entry,
+// the reason and the recovery on /readyz (503), /status and /metrics.
+func TestCorruptDataHalts(t *testing.T) {
 	dataDir := t.TempDir()
 	net := memnet.New(1)
 	st, err := raftstore.Open(raftstore.Config{
@@ -273,15 +277,60 @@ func TestCorruptDataExitsNonZero(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var stdout, stderr syncBuffer
-	code := run(context.Background(), append([]string{"--dev", "--dev_dir", t.TempDir(), "--addr", "127.0.0.1:0",
-		"--raft_data_dir", dataDir, "--raft_addr", "127.0.0.1:0"}, fastRaft...), &stdout, &stderr)
-	if code != exitFailure {
-		t.Fatalf("exit code %d, want %d; stderr:\n%s", code, exitFailure, stderr.String())
+	n := startNode(t, t.TempDir(), append([]string{"--raft_data_dir", dataDir, "--raft_addr", "127.0.0.1:0"},
+		fastRaft...)...)
+	n.waitHalted(`undecodable entry.*unregistered operation type`)
+	if code, body := n.call("PUT", "/dss/v1/uss_availability/uss1", `{"availability": "Down"}`); code != http.StatusServiceUnavailable {
+		t.Errorf("a write on a halted node: %d %s", code, body)
 	}
-	if !regexp.MustCompile(`undecodable entry.*unregistered operation type`).MatchString(stderr.String()) {
-		t.Fatalf("the log does not say why:\n%s", stderr.String())
+	if code, _ := n.call("GET", "/livez", ""); code != http.StatusOK {
+		t.Errorf("/livez of a halted node: %d (it must not be restarted in a loop)", code)
 	}
+	if code := n.stop(); code != exitOK {
+		t.Errorf("exit code %d; stderr:\n%s", code, n.stderr.String())
+	}
+	if !strings.Contains(n.stderr.String(), "HALTED") {
+		t.Errorf("the log does not say the node halted:\n%s", n.stderr.String())
+	}
+}
+
+// waitHalted waits up to 20 s for n to report itself halted: /readyz
+// answers 503 naming the entry, the reason (matching reasonRE) and the
+// recovery; /metrics has dss_raft_halted_index at that entry; /status has
+// halted_index and halted_reason. It returns /status.
+func (n *node) waitHalted(reasonRE string) nodeStatusJSON {
+	n.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var code int
+	var body string
+	for {
+		if code, body = n.call("GET", "/readyz", ""); code == http.StatusServiceUnavailable && strings.Contains(body, "HALTED") {
+			break
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("not halted: /readyz %d %s", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := n.status()
+	if st.HaltedIndex == 0 || !regexp.MustCompile(reasonRE).MatchString(st.HaltedReason) {
+		n.t.Fatalf("/status of a halted node: %+v", st)
+	}
+	if st.AppliedIndex >= st.HaltedIndex {
+		n.t.Errorf("applied index %d, not below the halted index %d", st.AppliedIndex, st.HaltedIndex)
+	}
+	for _, want := range []string{fmt.Sprintf("log entry %d,", st.HaltedIndex), "Recovery: " + consensus.HaltRecovery} {
+		if !strings.Contains(body, want) {
+			n.t.Errorf("/readyz %q lacks %q", body, want)
+		}
+	}
+	if !regexp.MustCompile(reasonRE).MatchString(body) {
+		n.t.Errorf("/readyz %q does not give the reason %q", body, reasonRE)
+	}
+	if got, want := metricLine(n.t, n, "dss_raft_halted_index"), fmt.Sprintf("dss_raft_halted_index %d", st.HaltedIndex); got != want {
+		n.t.Errorf("metric %q, want %q", got, want)
+	}
+	return st
 }
 
 // TestThreeNodeCluster starts three nodes over gRPC on loopback: a write on

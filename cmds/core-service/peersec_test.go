@@ -132,7 +132,7 @@ next:
 
 // metricLine returns the sample line of an unlabelled metric on n's
 // /metrics.
-func metricLine(t *testing.T, n *node, name string) string {
+func metricLine(t testing.TB, n *node, name string) string {
 	t.Helper()
 	code, body := n.call("GET", "/metrics", "")
 	if code != http.StatusOK {

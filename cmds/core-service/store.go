@@ -124,7 +124,8 @@ func (c *raftConfig) registerFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.readsViaLog, "raft_reads_via_log", false,
 		"benchmarks only: every read is proposed as a Raft log entry and executed by every replica when applied, "+
 			"as in a DSS without ReadIndex reads, to measure what ReadIndex reads save (answers are unchanged, only slower); "+
-			"every node of the cluster must run with the same setting: a node without it stops at the first read entry")
+			"every node of the cluster must run with the same setting: a node without it applies read entries as "+
+			"failed operations (no change)")
 }
 
 // resolve validates the flags and fills in peers and addr.
@@ -346,6 +347,10 @@ func openRaftStore(rc *raftConfig, log *zap.Logger, reg prometheus.Registerer) (
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the Raft store in %s: %w", rc.dataDir, err)
+	}
+	if err := registerRaftSafetyMetrics(reg, st.Node()); err != nil {
+		st.Stop()
+		return nil, err
 	}
 	peers := make([]uint64, 0, len(rc.peers))
 	for id := range rc.peers {
