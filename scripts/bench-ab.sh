@@ -10,11 +10,13 @@
 # W3 and W1 at 4 and 64 users against old and new, and W3 against the
 # reads-through-the-log cluster, interleaved, DURATION (default 5s) per
 # phase, printing each phase's summary rows with the servers' CPU per
-# operation. Data directories go under $TMPDIR (default /tmp). Build the
+# operation. Raft traffic is mutual TLS (certificates made with dssctl certs,
+# run from this repository with go) for every binary that has
+# --raft_tls_cert. Data directories go under $TMPDIR (default /tmp). Build the
 # binaries first, e.g. from a git worktree of the old commit:
 #   git worktree add /tmp/old <commit> && (cd /tmp/old && go build -o /tmp/cs-old ./cmds/core-service)
 set -euo pipefail
-[ $# -ge 3 ] || { sed -n '2,16p' "$0" >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,18p' "$0" >&2; exit 2; }
 old=$1 new=$2 bench=$3 dur=${4:-5s} rounds=${5:-2}
 work=$(mktemp -d -t bench-ab.XXXXXX)
 pids=()
@@ -25,6 +27,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+(cd "$repo" && go run ./cmds/dssctl certs --dir "$work/pki" --nodes 1,2,3 >/dev/null)
 
 declare -A tpids
 # start TAG BINARY BASE [FLAGS...]: nodes 1-3 on BASE+n (API), BASE+10+n (raft).
@@ -32,10 +36,15 @@ start() {
 	local tag=$1 bin=$2 b=$3 n
 	shift 3
 	local peers="1=127.0.0.1:$((b + 11)),2=127.0.0.1:$((b + 12)),3=127.0.0.1:$((b + 13))"
+	local tls=0
+	"$bin" --help 2>&1 | grep -qE -- '^  -raft_tls_cert( |$)' && tls=1
 	for n in 1 2 3; do
+		local tlsflags=()
+		[ "$tls" = 1 ] && tlsflags=(--raft_tls_cert "$work/pki/raft-node-$n.pem"
+			--raft_tls_key "$work/pki/raft-node-$n-key.pem" --raft_tls_ca "$work/pki/ca.pem")
 		"$bin" --dev --dev_dir "$work/dev" --log_level warn --addr "127.0.0.1:$((b + n))" --raft_node_id "$n" \
-			--raft_peers "$peers" --raft_addr "127.0.0.1:$((b + 10 + n))" --raft_data_dir "$work/$tag$n" "$@" \
-			>"$work/$tag$n.log" 2>&1 &
+			--raft_peers "$peers" --raft_addr "127.0.0.1:$((b + 10 + n))" --raft_data_dir "$work/$tag$n" \
+			"${tlsflags[@]}" "$@" >"$work/$tag$n.log" 2>&1 &
 		pids+=($!)
 		tpids[$tag]="${tpids[$tag]:+${tpids[$tag]},}$!"
 	done

@@ -36,7 +36,10 @@
 # The SQL target needs core-service's --datastore_url and --migrate flags and
 # PostgreSQL's server binaries; without them it is skipped with a message.
 # --bin DIR: use the core-service and dssbench binaries in DIR instead of
-# building them (for a machine without Go, e.g. a larger one lent for a run).
+# building them (for a machine without Go, e.g. a larger one lent for a run);
+# DIR also needs dssctl when core-service refuses plaintext raft peers.
+# The 3-node clusters' raft traffic is mutual TLS, as in production
+# (certificates from dssctl certs), when core-service has --raft_tls_cert.
 # The work directory (nodes' data, the fdatasync calibration file) is made
 # under $TMPDIR (default /tmp): point it at the disk to measure when /tmp is
 # a tmpfs.
@@ -126,13 +129,33 @@ mkdir -p "$work/bin" "$work/results"
 if [ -n "$bindir" ]; then
 	log "using the binaries in $bindir"
 	cp "$bindir/core-service" "$bindir/dssbench" "$work/bin/"
+	[ -x "$bindir/dssctl" ] && cp "$bindir/dssctl" "$work/bin/"
 else
 	log "building into $work/bin"
-	(cd "$repo" && go build -o "$work/bin/core-service" ./cmds/core-service && go build -o "$work/bin/dssbench" ./cmds/dssbench)
+	(cd "$repo" && go build -o "$work/bin/core-service" ./cmds/core-service && go build -o "$work/bin/dssbench" ./cmds/dssbench &&
+		go build -o "$work/bin/dssctl" ./cmds/dssctl)
 fi
 cs="$work/bin/core-service"
 help="$("$cs" --help 2>&1 || true)"
 has_flag() { grep -qE -- "^  -$1( |$)" <<<"$help"; }
+
+# peer_tls N: the raft TLS flags of node N of a 3-node cluster (one CA and
+# certificate set, $work/pki, serves both clusters: their cluster IDs keep
+# them apart); none for a core-service without raft TLS, which takes
+# plaintext peers.
+if has_flag raft_tls_cert; then
+	if [ -x "$work/bin/dssctl" ]; then
+		"$work/bin/dssctl" certs --dir "$work/pki" --nodes 1,2,3 >/dev/null
+	elif has_flag raft_insecure_plaintext_peers; then
+		log "no dssctl in --bin DIR to make raft peer certificates: add it (go build ./cmds/dssctl)"
+		exit 1
+	fi
+fi
+peer_tls() {
+	[ -f "$work/pki/ca.pem" ] || return 0
+	echo --raft_tls_cert "$work/pki/raft-node-$1.pem" --raft_tls_key "$work/pki/raft-node-$1-key.pem" \
+		--raft_tls_ca "$work/pki/ca.pem"
+}
 
 # start NAME ARGS...: start one core-service in the background; its log is
 # $work/NAME.log. Every node shares $work/dev, so one key signs all tokens.
@@ -237,7 +260,7 @@ if has_flag raft_node_id && has_flag raft_peers; then
 	peers="1=127.0.0.1:27091,2=127.0.0.1:27092,3=127.0.0.1:27093"
 	for n in 1 2 3; do
 		start "raft3_n$n" --addr "127.0.0.1:1809$n" --raft_node_id "$n" --raft_peers "$peers" \
-			--raft_addr "127.0.0.1:2709$n" --raft_data_dir "$work/raft3_n$n"
+			--raft_addr "127.0.0.1:2709$n" --raft_data_dir "$work/raft3_n$n" $(peer_tls "$n")
 	done
 	start raft1 --addr 127.0.0.1:18094 --raft_node_id 1 --raft_addr 127.0.0.1:27094 --raft_data_dir "$work/raft1"
 	for n in 1 2 3; do wait_ready "raft3_n$n" "http://127.0.0.1:1809$n"; done
@@ -251,7 +274,8 @@ if has_flag raft_node_id && has_flag raft_peers; then
 		peers="1=127.0.0.1:27095,2=127.0.0.1:27096,3=127.0.0.1:27097"
 		for n in 1 2 3; do
 			start "raft3log_n$n" --addr "127.0.0.1:1809$((n + 5))" --raft_node_id "$n" --raft_peers "$peers" \
-				--raft_addr "127.0.0.1:2709$((n + 4))" --raft_data_dir "$work/raft3log_n$n" --raft_reads_via_log
+				--raft_addr "127.0.0.1:2709$((n + 4))" --raft_data_dir "$work/raft3log_n$n" --raft_reads_via_log \
+				$(peer_tls "$n")
 		done
 		for n in 1 2 3; do wait_ready "raft3log_n$n" "http://127.0.0.1:1809$((n + 5))"; done
 		urls[raft3log]="http://127.0.0.1:18096,http://127.0.0.1:18097,http://127.0.0.1:18098"

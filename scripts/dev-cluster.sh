@@ -5,8 +5,12 @@
 #   scripts/dev-cluster.sh stop  [DIR]   stop them (SIGTERM, then SIGKILL after 20 s)
 #
 # Node N serves the DSS API on http://127.0.0.1:808N and raft on 127.0.0.1:2600N.
-# DIR (default ./.dss-cluster) holds core-service (the binary), dev/ (the --dev
-# signing key, shared so one token works on every node), nodeN/ (raft data),
+# Raft peers authenticate each other with mutual TLS, as in production
+# (docs/peer-security.md): the first start makes a CA and one certificate per
+# node with `dssctl certs`.
+# DIR (default ./.dss-cluster) holds core-service and dssctl (the binaries),
+# dev/ (the --dev signing key, shared so one token works on every node), pki/
+# (the raft peer CA and raft-node-N certificates), nodeN/ (raft data),
 # nodeN.log and nodeN.pid. Starting again with the same DIR restarts the nodes
 # on their data: the cluster keeps its contents. Each node's admin socket
 # (membership changes: dssctl member list|add|promote|remove --raft_data_dir DIR/nodeN)
@@ -67,8 +71,20 @@ ready() {
 
 start() {
 	command -v curl >/dev/null || { echo "curl is required" >&2; exit 1; }
-	echo "building core-service into $dir"
-	(cd "$repo" && go build -o "$dir/core-service" ./cmds/core-service)
+	echo "building core-service and dssctl into $dir"
+	(cd "$repo" && go build -o "$dir/core-service" ./cmds/core-service && go build -o "$dir/dssctl" ./cmds/dssctl)
+	# The raft peer certificates: made once, kept across restarts (dssctl
+	# certs never overwrites; only missing nodes are made).
+	local missing=() n
+	for n in "${nodes[@]}"; do
+		[ -f "$dir/pki/raft-node-$n.pem" ] || missing+=("$n")
+	done
+	if [ "${#missing[@]}" -gt 0 ]; then
+		local ids
+		ids="$(IFS=,; echo "${missing[*]}")"
+		"$dir/dssctl" certs --dir "$dir/pki" --nodes "$ids" >/dev/null
+		echo "made raft peer certificates for nodes $ids in $dir/pki"
+	fi
 	for n in "${nodes[@]}"; do
 		if running "$n"; then
 			echo "node $n already running (pid $(cat "$dir/node$n.pid"))"
@@ -77,6 +93,8 @@ start() {
 		# Every node shares dev/, so it accepts tokens signed by one key.
 		"$dir/core-service" --dev --dev_dir "$dir/dev" --addr "127.0.0.1:808$n" \
 			--raft_node_id "$n" --raft_peers "$peers" --raft_data_dir "$dir/node$n" \
+			--raft_tls_cert "$dir/pki/raft-node-$n.pem" --raft_tls_key "$dir/pki/raft-node-$n-key.pem" \
+			--raft_tls_ca "$dir/pki/ca.pem" \
 			>"$dir/node$n.log" 2>&1 &
 		echo $! >"$dir/node$n.pid"
 	done
@@ -113,8 +131,9 @@ Every node accepts this token (USS "uss1", all scopes; it expires within an hour
 
 export DSS_TOKEN=$token
 
-Status of a node:  curl -s http://127.0.0.1:8081/status
-Members:           go run ./cmds/dssctl member list --raft_data_dir $dir/node1
+Status of a node:  curl -s -H "Authorization: Bearer \$DSS_TOKEN" http://127.0.0.1:8081/status
+                   (or, without a token: curl -s --unix-socket $dir/node1/admin.sock http://admin/status)
+Members:           $dir/dssctl member list --raft_data_dir $dir/node1
 Stop the cluster:  $0 stop $dir
 EOF
 }

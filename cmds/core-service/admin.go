@@ -21,7 +21,8 @@ import (
 	"github.com/raftdss/dss/pkg/raftstore/consensus"
 )
 
-// The admin endpoint changes the Raft cluster's membership. It is served on
+// The admin endpoint changes the Raft cluster's membership and shows the
+// node's /status without a token. It is served on
 // a Unix socket (--admin_socket, default <raft_data_dir>/admin.sock), never
 // on the API listener, and takes no token: the socket file has mode 0600
 // and by default lives in the node's data directory (0700), so only the
@@ -33,6 +34,7 @@ import (
 //	                              with "learner": true, a learner (non-voting)
 //	POST   /members/{id}/promote  make the learner id a voter
 //	DELETE /members/{id}          remove a voter or a learner
+//	GET    /status                the API's /status, without a token (curl --unix-socket)
 //
 // Every answer is JSON: adminMembersJSON (a change answers with the
 // membership once the change is applied on this node), or {"message": ...}
@@ -112,6 +114,26 @@ func newAdminHandler(node memberAdmin, peers map[uint64]string, timeout time.Dur
 	mux.HandleFunc("POST /members", h.add)
 	mux.HandleFunc("POST /members/{id}/promote", h.promote)
 	mux.HandleFunc("DELETE /members/{id}", h.remove)
+	return mux
+}
+
+// newAdminMux serves the admin socket: members (newAdminHandler's
+// endpoints) and GET /status. On a node whose raft peers would be plaintext
+// without --raft_insecure_plaintext_peers (a single node without TLS),
+// adding a member is refused: the new member could only talk to it
+// unauthenticated.
+func newAdminMux(members, status http.Handler, plaintextPeers bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", members)
+	mux.Handle("GET /status", status)
+	if plaintextPeers {
+		mux.HandleFunc("POST /members", func(w http.ResponseWriter, _ *http.Request) {
+			writeAdminError(w, http.StatusConflict, "this node runs raft without mutual TLS, so a new member "+
+				"could only talk to it unauthenticated: restart it with --raft_tls_cert, --raft_tls_key and "+
+				"--raft_tls_ca ('dssctl certs' creates them) before adding members, or, only on a network where "+
+				"every process is trusted, with --"+insecurePlaintextFlag)
+		})
+	}
 	return mux
 }
 

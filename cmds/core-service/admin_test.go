@@ -22,6 +22,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/raftdss/dss/internal/peercerts"
 	"github.com/raftdss/dss/pkg/raftstore/consensus"
 )
 
@@ -34,7 +35,7 @@ func TestAdminFlags(t *testing.T) {
 		t.Fatalf("defaults: admin socket %q, join %v", cfg.raft.adminSocket, cfg.raft.join)
 	}
 	cfg, err = parseFlags([]string{"--dev", "--raft_join", "--raft_node_id", "4", "--raft_peers", "1=a:1,2=b:2,4=d:4",
-		"--admin_socket", "/run/dss.sock"}, io.Discard)
+		"--admin_socket", "/run/dss.sock", "--raft_insecure_plaintext_peers"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -658,6 +659,7 @@ func TestNodeServesAdminSocket(t *testing.T) {
 // the other two serve on without it.
 func TestRemovedLeaderStopsServing(t *testing.T) {
 	devDir := t.TempDir()
+	pki := writePKI(t, 1, 2, 3)
 	raftAddrs := freeAddrs(t, 3)
 	var peers, dataDirs []string
 	for i, a := range raftAddrs {
@@ -666,8 +668,9 @@ func TestRemovedLeaderStopsServing(t *testing.T) {
 	}
 	var nodes []*node
 	for i := range 3 {
-		nodes = append(nodes, startNode(t, devDir, append([]string{"--raft_node_id", fmt.Sprint(i + 1),
-			"--raft_peers", strings.Join(peers, ","), "--raft_data_dir", dataDirs[i]}, fastRaft...)...))
+		nodes = append(nodes, startNode(t, devDir, slices.Concat([]string{"--raft_node_id", fmt.Sprint(i + 1),
+			"--raft_peers", strings.Join(peers, ","), "--raft_data_dir", dataDirs[i]}, peercerts.Flags(pki, uint64(i+1)),
+			fastRaft)...))
 	}
 	for _, n := range nodes {
 		n.waitReady()

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/raftdss/dss/internal/peercerts"
 )
 
 // BenchmarkClusterPutOIR measures PUT OIR (create) through the HTTP API of a
@@ -80,14 +82,16 @@ func startBenchCluster(b *testing.B) []*node {
 	b.Helper()
 	var nodes []*node
 	devDir := b.TempDir()
+	pki := writePKI(b, 1, 2, 3)
 	raftAddrs := freeAddrs(b, 3)
 	var peers []string
 	for i, a := range raftAddrs {
 		peers = append(peers, fmt.Sprintf("%d=%s", i+1, a))
 	}
 	for i := range 3 {
-		nodes = append(nodes, startNode(b, devDir, "--raft_node_id", fmt.Sprint(i+1),
-			"--raft_peers", strings.Join(peers, ","), "--raft_data_dir", b.TempDir()))
+		nodes = append(nodes, startNode(b, devDir, append([]string{"--raft_node_id", fmt.Sprint(i + 1),
+			"--raft_peers", strings.Join(peers, ","), "--raft_data_dir", b.TempDir()},
+			peercerts.Flags(pki, uint64(i+1))...)...))
 	}
 	for _, n := range nodes {
 		n.waitReady()

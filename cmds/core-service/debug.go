@@ -22,7 +22,9 @@ import (
 //     of the proposing node's own apply, as in a DSS that proposes its
 //     reads; it exists so that benchmarks can measure what ReadIndex reads
 //     save, in the same run. Every node of a cluster must run with the same
-//     setting: a node without it stops at the first read entry, by design.
+//     setting: a node without it applies read entries as failed operations
+//     (raftstore.ErrBadOperation: the state is unchanged, as a read leaves
+//     it).
 
 // startPprof serves the pprof handlers on addr until stop is called. It returns
 // once the listener is open, so a busy port fails the start.

@@ -4,26 +4,36 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+
+	"github.com/raftdss/dss/pkg/auth"
+	"github.com/raftdss/dss/pkg/models"
 )
 
 // newMux serves the operational endpoints beside the DSS API (which answers
 // everything else, /healthy included):
 //
 //	/livez    the process is up (no store access)
-//	/readyz   the store can serve: for Raft, this node is a member, a leader
-//	          is known and this node has applied everything it knows to be
-//	          committed; for SQL, a pooled connection answers within
+//	/readyz   the store can serve: for Raft, this node is a member, is not
+//	          halted (else the answer names the entry, why and the
+//	          recovery), a leader is known and this node has applied
+//	          everything it knows to be committed; for SQL, a pooled connection answers within
 //	          readyTimeout
 //	/metrics  Prometheus: the store's metrics (registry reg) and the default
 //	          registry's, where etcd's WAL registers its fsync metrics
-//	/status   JSON view of the node (Raft: IDs, indexes, state hash, removed)
+//	/status   JSON view of the node (Raft: IDs, indexes, state hash, removed);
+//	          it needs an access token with any DSS scope (the term and
+//	          indexes help whoever forges peer messages), and is served
+//	          without one on the admin socket (curl --unix-socket SOCKET
+//	          http://admin/status)
 //
 // readyTimeout bounds /readyz's database ping: a probe must get an answer
 // well within a typical probe timeout, and a database (or pool) slower than
@@ -37,7 +47,7 @@ const readyTimeout = 2 * time.Second
 // never sees another path: given "/dss/v1/../livez" or "//livez" it would
 // answer 307 with the cleaned path as Location, and it decodes "/liv%65z" to
 // "/livez".
-func newMux(api http.Handler, be *backend, kind storeKind, reg *prometheus.Registry, log *zap.Logger) http.Handler {
+func newMux(api http.Handler, be *backend, kind storeKind, authn tokenAuthenticator, reg *prometheus.Registry, log *zap.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok")
@@ -62,6 +72,8 @@ func newMux(api http.Handler, be *backend, kind storeKind, reg *prometheus.Regis
 		}
 		st := be.raft.Status()
 		switch {
+		case st.Halted():
+			writeText(w, http.StatusServiceUnavailable, haltedMessage(st))
 		case st.Removed:
 			writeText(w, http.StatusServiceUnavailable, "not ready: this node was removed from the cluster")
 		case st.Leader == 0:
@@ -75,11 +87,7 @@ func newMux(api http.Handler, be *backend, kind storeKind, reg *prometheus.Regis
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, reg},
 		promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		_ = json.NewEncoder(w).Encode(nodeStatus(be, kind))
-	})
+	mux.Handle("GET /status", requireDSSToken(authn, statusHandler(be, kind)))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if opsPaths[r.URL.EscapedPath()] {
 			mux.ServeHTTP(w, r)
@@ -87,6 +95,57 @@ func newMux(api http.Handler, be *backend, kind storeKind, reg *prometheus.Regis
 		}
 		api.ServeHTTP(w, r)
 	})
+}
+
+// statusHandler serves GET /status.
+func statusHandler(be *backend, kind storeKind) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(nodeStatus(be, kind))
+	})
+}
+
+// tokenAuthenticator verifies a request's bearer token (*auth.Authenticator).
+type tokenAuthenticator interface {
+	Authenticate(r *http.Request) (*auth.Claims, error)
+}
+
+// dssScopes are the scopes of spec §1; any one of them opens /status.
+var dssScopes = []string{auth.ScopeStrategicCoordination, auth.ScopeConstraintManagement,
+	auth.ScopeConstraintProcessing, auth.ScopeConformanceMonitoringSA, auth.ScopeAvailabilityArbitration}
+
+// requireDSSToken serves h only to a request with a valid access token
+// holding any DSS scope: 401 without a valid token, 403 with one that grants
+// none of them. The body is the API's {"message": ...}.
+func requireDSSToken(authn tokenAuthenticator, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		claims, err := authn.Authenticate(r)
+		if err != nil {
+			var me *models.Error
+			msg := "missing or invalid access token"
+			if errors.As(err, &me) {
+				msg = me.Message
+			}
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			writeJSONMessage(w, http.StatusUnauthorized, msg)
+			return
+		}
+		if !slices.ContainsFunc(dssScopes, claims.HasScope) {
+			writeJSONMessage(w, http.StatusForbidden, "/status needs an access token with a DSS scope")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func writeJSONMessage(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Message string `json:"message"`
+	}{msg})
 }
 
 // opsPaths are the paths newMux serves itself, in their only (canonical,
@@ -114,6 +173,10 @@ type raftStatusJSON struct {
 	// Removed: this node was removed from the cluster; it serves nothing
 	// any more and must be stopped.
 	Removed bool `json:"removed"`
+	// HaltedIndex, when not 0, is the committed entry this node could not
+	// apply (HaltedReason says why): it applies nothing more (/readyz).
+	HaltedIndex  uint64 `json:"halted_index"`
+	HaltedReason string `json:"halted_reason,omitempty"`
 }
 
 func nodeStatus(be *backend, kind storeKind) statusJSON {
@@ -127,7 +190,7 @@ func nodeStatus(be *backend, kind storeKind) statusJSON {
 	st := be.raft.Status()
 	out.raftStatusJSON = &raftStatusJSON{NodeID: st.ID, LeaderID: st.Leader, IsLeader: st.IsLeader, Term: st.Term,
 		AppliedIndex: applied, CommitIndex: max(st.Commit, applied), StateHash: hex.EncodeToString(hash[:]),
-		Removed: st.Removed}
+		Removed: st.Removed, HaltedIndex: st.HaltedIndex, HaltedReason: st.HaltedReason}
 	return out
 }
 

@@ -32,7 +32,7 @@ func TestTopLevelMuxPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(newMux(api, &backend{}, storeMem, prometheus.NewRegistry(), zap.NewNop()))
+	srv := httptest.NewServer(newMux(api, &backend{}, storeMem, noAuth{}, prometheus.NewRegistry(), zap.NewNop()))
 	defer srv.Close()
 	client := srv.Client()
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -45,7 +45,7 @@ func TestTopLevelMuxPaths(t *testing.T) {
 	}{
 		{"GET", "/livez", 200, "ok"},
 		{"GET", "/readyz", 200, "ok"},
-		{"GET", "/status", 200, `{"store":`},
+		{"GET", "/status", 401, `{"message":`},
 		{"GET", "/metrics", 200, ""},
 		{"GET", "/healthy", 200, "ok"},
 		{"POST", "/livez", 405, ""},

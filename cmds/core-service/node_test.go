@@ -11,12 +11,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/raftdss/dss/internal/peercerts"
 	"github.com/raftdss/dss/pkg/raftstore"
 	"github.com/raftdss/dss/pkg/raftstore/consensus"
 	"github.com/raftdss/dss/pkg/raftstore/kv"
@@ -96,6 +98,8 @@ type nodeStatusJSON struct {
 	AppliedIndex uint64 `json:"applied_index"`
 	CommitIndex  uint64 `json:"commit_index"`
 	StateHash    string `json:"state_hash"`
+	HaltedIndex  uint64 `json:"halted_index"`
+	HaltedReason string `json:"halted_reason"`
 }
 
 func (n *node) status() nodeStatusJSON {
@@ -156,14 +160,16 @@ func TestRaftStoreIsTheDefault(t *testing.T) {
 		t.Fatalf("defaults: store %v, raft %+v", cfg.store, cfg.raft)
 	}
 	cfg, err = parseFlags([]string{"--dev", "--raft_node_id", "2",
-		"--raft_peers", "1=10.0.0.1:26001, 2=10.0.0.2:26001,3=10.0.0.3:26001", "--raft_addr", "0.0.0.0:26001"}, io.Discard)
+		"--raft_peers", "1=10.0.0.1:26001, 2=10.0.0.2:26001,3=10.0.0.3:26001", "--raft_addr", "0.0.0.0:26001",
+		"--raft_insecure_plaintext_peers"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.raft.addr != "0.0.0.0:26001" || len(cfg.raft.peers) != 3 || cfg.raft.peers[2] != "10.0.0.2:26001" {
 		t.Fatalf("peers: %+v", cfg.raft)
 	}
-	cfg, err = parseFlags([]string{"--dev", "--raft_node_id", "3", "--raft_peers", "1=a:1,3=c:3"}, io.Discard)
+	cfg, err = parseFlags([]string{"--dev", "--raft_node_id", "3", "--raft_peers", "1=a:1,3=c:3",
+		"--raft_insecure_plaintext_peers"}, io.Discard)
 	if err != nil || cfg.raft.addr != "c:3" {
 		t.Fatalf("listen address must default to this node's peer entry: %v %+v", err, cfg)
 	}
@@ -246,10 +252,12 @@ func TestMemstoreForTests(t *testing.T) {
 	}
 }
 
-// TestCorruptDataExitsNonZero: a data directory whose log holds an entry
-// this binary cannot decode (here: a key-value demo entry) stops the node
-// with exit code 1 and the reason in the log, instead of skipping it.
-func TestCorruptDataExitsNonZero(t *testing.T) {
+// TestCorruptDataHalts: a data directory whose log holds an entry this
+// binary cannot decode (here: a key-value demo entry) halts the node at that
+// entry instead of skipping it or exiting (a restart would halt there
+// again): it stays up (/livez), answers writes 503, and reports the entry,
+// the reason and the recovery on /readyz (503), /status and /metrics.
+func TestCorruptDataHalts(t *testing.T) {
 	dataDir := t.TempDir()
 	net := memnet.New(1)
 	st, err := raftstore.Open(raftstore.Config{
@@ -269,15 +277,60 @@ func TestCorruptDataExitsNonZero(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var stdout, stderr syncBuffer
-	code := run(context.Background(), append([]string{"--dev", "--dev_dir", t.TempDir(), "--addr", "127.0.0.1:0",
-		"--raft_data_dir", dataDir, "--raft_addr", "127.0.0.1:0"}, fastRaft...), &stdout, &stderr)
-	if code != exitFailure {
-		t.Fatalf("exit code %d, want %d; stderr:\n%s", code, exitFailure, stderr.String())
+	n := startNode(t, t.TempDir(), append([]string{"--raft_data_dir", dataDir, "--raft_addr", "127.0.0.1:0"},
+		fastRaft...)...)
+	n.waitHalted(`undecodable entry.*unregistered operation type`)
+	if code, body := n.call("PUT", "/dss/v1/uss_availability/uss1", `{"availability": "Down"}`); code != http.StatusServiceUnavailable {
+		t.Errorf("a write on a halted node: %d %s", code, body)
 	}
-	if !regexp.MustCompile(`undecodable entry.*unregistered operation type`).MatchString(stderr.String()) {
-		t.Fatalf("the log does not say why:\n%s", stderr.String())
+	if code, _ := n.call("GET", "/livez", ""); code != http.StatusOK {
+		t.Errorf("/livez of a halted node: %d (it must not be restarted in a loop)", code)
 	}
+	if code := n.stop(); code != exitOK {
+		t.Errorf("exit code %d; stderr:\n%s", code, n.stderr.String())
+	}
+	if !strings.Contains(n.stderr.String(), "HALTED") {
+		t.Errorf("the log does not say the node halted:\n%s", n.stderr.String())
+	}
+}
+
+// waitHalted waits up to 20 s for n to report itself halted: /readyz
+// answers 503 naming the entry, the reason (matching reasonRE) and the
+// recovery; /metrics has dss_raft_halted_index at that entry; /status has
+// halted_index and halted_reason. It returns /status.
+func (n *node) waitHalted(reasonRE string) nodeStatusJSON {
+	n.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var code int
+	var body string
+	for {
+		if code, body = n.call("GET", "/readyz", ""); code == http.StatusServiceUnavailable && strings.Contains(body, "HALTED") {
+			break
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("not halted: /readyz %d %s", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := n.status()
+	if st.HaltedIndex == 0 || !regexp.MustCompile(reasonRE).MatchString(st.HaltedReason) {
+		n.t.Fatalf("/status of a halted node: %+v", st)
+	}
+	if st.AppliedIndex >= st.HaltedIndex {
+		n.t.Errorf("applied index %d, not below the halted index %d", st.AppliedIndex, st.HaltedIndex)
+	}
+	for _, want := range []string{fmt.Sprintf("log entry %d,", st.HaltedIndex), "Recovery: " + consensus.HaltRecovery} {
+		if !strings.Contains(body, want) {
+			n.t.Errorf("/readyz %q lacks %q", body, want)
+		}
+	}
+	if !regexp.MustCompile(reasonRE).MatchString(body) {
+		n.t.Errorf("/readyz %q does not give the reason %q", body, reasonRE)
+	}
+	if got, want := metricLine(n.t, n, "dss_raft_halted_index"), fmt.Sprintf("dss_raft_halted_index %d", st.HaltedIndex); got != want {
+		n.t.Errorf("metric %q, want %q", got, want)
+	}
+	return st
 }
 
 // TestThreeNodeCluster starts three nodes over gRPC on loopback: a write on
@@ -296,10 +349,16 @@ func TestThreeNodeCluster(t *testing.T) {
 	waitEqualHashes(t, nodes)
 }
 
-// startCluster starts n Raft nodes over gRPC and waits until all are ready.
+// startCluster starts n Raft nodes over gRPC with mutual TLS (certificates
+// from peercerts) and waits until all are ready.
 func startCluster(t *testing.T, n int) []*node {
 	t.Helper()
 	devDir := t.TempDir()
+	ids := make([]uint64, n)
+	for i := range ids {
+		ids[i] = uint64(i + 1)
+	}
+	pki := writePKI(t, ids...)
 	raftAddrs := freeAddrs(t, n)
 	var peers []string
 	for i, a := range raftAddrs {
@@ -307,8 +366,9 @@ func startCluster(t *testing.T, n int) []*node {
 	}
 	var nodes []*node
 	for i := range n {
-		nodes = append(nodes, startNode(t, devDir, append([]string{"--raft_node_id", fmt.Sprint(i + 1),
-			"--raft_peers", strings.Join(peers, ","), "--raft_data_dir", t.TempDir()}, fastRaft...)...))
+		nodes = append(nodes, startNode(t, devDir, slices.Concat([]string{"--raft_node_id", fmt.Sprint(i + 1),
+			"--raft_peers", strings.Join(peers, ","), "--raft_data_dir", t.TempDir()},
+			peercerts.Flags(pki, uint64(i+1)), fastRaft)...))
 	}
 	for _, nd := range nodes {
 		nd.waitReady()

@@ -257,7 +257,7 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 	}
 
 	srv := &http.Server{
-		Handler:           newMux(api, be, cfg.store, metrics, log.Named("readyz")),
+		Handler:           newMux(api, be, cfg.store, authn, metrics, log.Named("readyz")),
 		ReadHeaderTimeout: 10 * time.Second,
 		// Reading a 4 MiB body and then running the handler must fit; the
 		// write deadline counts from the end of the headers, so it covers
@@ -274,7 +274,8 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 	go func() { served <- fmt.Errorf("http server: %w", srv.Serve(ln)) }()
 	if adminLn != nil {
 		admin := &http.Server{
-			Handler:           newAdminHandler(be.members, cfg.raft.peers, memberChangeTimeout, log.Named("admin")),
+			Handler: newAdminMux(newAdminHandler(be.members, cfg.raft.peers, memberChangeTimeout, log.Named("admin")),
+				statusHandler(be, cfg.store), cfg.raft.plaintextPeers()),
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      memberChangeTimeout + 5*time.Second,

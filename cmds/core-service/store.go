@@ -72,10 +72,13 @@ type raftConfig struct {
 	tlsCert         string
 	tlsKey          string
 	tlsCA           string
-	readsViaLog     bool
-	join            bool
-	adminSocket     string // "" when noAdminSocket says why there is none
-	noAdminSocket   string
+	// insecurePlaintext is --raft_insecure_plaintext_peers: a node with
+	// peers accepts plaintext, unauthenticated raft connections.
+	insecurePlaintext bool
+	readsViaLog       bool
+	join              bool
+	adminSocket       string // "" when noAdminSocket says why there is none
+	noAdminSocket     string
 
 	// peers is peersFlag parsed, with this node added for a single node.
 	peers map[uint64]string
@@ -105,6 +108,12 @@ func (c *raftConfig) registerFlags(fs *flag.FlagSet) {
 			grpctransport.NodeName(1)+" for ID 1)")
 	fs.StringVar(&c.tlsKey, "raft_tls_key", "", "PEM private key of --raft_tls_cert")
 	fs.StringVar(&c.tlsCA, "raft_tls_ca", "", "PEM CA certificate that signed every node's raft certificate")
+	fs.BoolVar(&c.insecurePlaintext, insecurePlaintextFlag, false,
+		"INSECURE: let a node with peers (--raft_peers naming other members, or --raft_join) run raft without "+
+			"mutual TLS; anyone who can reach a raft port can then act as any member, move the leader and write "+
+			"entries. Without it such a node refuses to start unless --raft_tls_cert, --raft_tls_key and "+
+			"--raft_tls_ca are given ('dssctl certs' creates them). With it the node warns at every start and "+
+			"exports dss_raft_insecure_plaintext_peers 1")
 	fs.BoolVar(&c.join, "raft_join", false,
 		"on an empty --raft_data_dir, start as a new member of an existing cluster (added first with "+
 			"'dssctl member add') instead of bootstrapping one; --raft_peers must name the current members and this node. "+
@@ -115,7 +124,8 @@ func (c *raftConfig) registerFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.readsViaLog, "raft_reads_via_log", false,
 		"benchmarks only: every read is proposed as a Raft log entry and executed by every replica when applied, "+
 			"as in a DSS without ReadIndex reads, to measure what ReadIndex reads save (answers are unchanged, only slower); "+
-			"every node of the cluster must run with the same setting: a node without it stops at the first read entry")
+			"every node of the cluster must run with the same setting: a node without it applies read entries as "+
+			"failed operations (no change)")
 }
 
 // resolve validates the flags and fills in peers and addr.
@@ -177,8 +187,46 @@ func (c *raftConfig) resolve() error {
 	if c.addr == "" {
 		c.addr = self
 	}
+	if err := c.checkPeerSecurity(len(peers)); err != nil {
+		return err
+	}
 	c.peers = peers
 	return nil
+}
+
+// insecurePlaintextFlag is the flag that lets a node with peers run raft in
+// plaintext.
+const insecurePlaintextFlag = "raft_insecure_plaintext_peers"
+
+// checkPeerSecurity refuses a node with peers (nPeers members in
+// --raft_peers, this node included, or --raft_join) whose raft traffic would
+// be plaintext without --raft_insecure_plaintext_peers: every peer would then
+// be unauthenticated, and any process that reaches a raft port could speak as
+// any member. A single node (no peers, or only itself) is not concerned.
+func (c *raftConfig) checkPeerSecurity(nPeers int) error {
+	withTLS := c.tlsCert != ""
+	if c.insecurePlaintext && withTLS {
+		return fmt.Errorf("--%s contradicts --raft_tls_cert, --raft_tls_key and --raft_tls_ca: pass one or the other",
+			insecurePlaintextFlag)
+	}
+	if withTLS || c.insecurePlaintext || (nPeers <= 1 && !c.join) {
+		return nil
+	}
+	why := fmt.Sprintf("--raft_peers names %d members", nPeers)
+	if c.join {
+		why = "--raft_join joins an existing cluster"
+	}
+	return fmt.Errorf("refusing to run raft with unauthenticated plaintext peers (%s): anyone who can reach a "+
+		"raft port could act as any member. Pass --raft_tls_cert, --raft_tls_key and --raft_tls_ca "+
+		"(create them with 'dssctl certs --dir DIR --nodes 1,2,3'; see docs/peer-security.md), or, only on a "+
+		"network where every process is trusted, --%s", why, insecurePlaintextFlag)
+}
+
+// plaintextPeers reports whether peers of this node would be unauthenticated
+// without the override: no TLS and no --raft_insecure_plaintext_peers (a
+// single node, which resolve let start).
+func (c *raftConfig) plaintextPeers() bool {
+	return c.tlsCert == "" && !c.insecurePlaintext
 }
 
 func countSet(ss ...string) int {
@@ -257,6 +305,20 @@ func openRaftStore(rc *raftConfig, log *zap.Logger, reg prometheus.Registerer) (
 		tlsCfg = &grpctransport.TLSConfig{CertFile: rc.tlsCert, KeyFile: rc.tlsKey, CAFile: rc.tlsCA}
 	}
 	rlog := log.Named("raft")
+	insecure := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "dss_raft_insecure_plaintext_peers",
+		Help: "1 when this node runs raft without peer authentication (--" + insecurePlaintextFlag + "), else 0.",
+	})
+	if err := reg.Register(insecure); err != nil {
+		return nil, err
+	}
+	if rc.insecurePlaintext {
+		insecure.Set(1)
+		log.Warn("raft peers are NOT authenticated (--"+insecurePlaintextFlag+"): any process that can reach the "+
+			"raft port can act as any member, move the leader and write entries; use --raft_tls_cert, "+
+			"--raft_tls_key and --raft_tls_ca outside a fully trusted network (docs/peer-security.md)",
+			zap.String("raft_addr", rc.addr))
+	}
 	st, err := raftstore.Open(raftstore.Config{
 		Consensus: consensus.Config{
 			ID:              rc.nodeID,
@@ -285,6 +347,10 @@ func openRaftStore(rc *raftConfig, log *zap.Logger, reg prometheus.Registerer) (
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the Raft store in %s: %w", rc.dataDir, err)
+	}
+	if err := registerRaftSafetyMetrics(reg, st.Node()); err != nil {
+		st.Stop()
+		return nil, err
 	}
 	peers := make([]uint64, 0, len(rc.peers))
 	for id := range rc.peers {

@@ -2,94 +2,42 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
-	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/raftdss/dss/pkg/transport/grpctransport"
+	"github.com/raftdss/dss/internal/peercerts"
 )
 
-// writePKI creates a CA and one certificate per raft node ID in dir and
-// returns the CA file; node N's files are nodeN.pem and nodeN-key.pem.
-func writePKI(t *testing.T, dir string, ids ...uint64) string {
+// writePKI creates, in a new directory it returns, a CA and the
+// certificates of the raft node ids (peercerts, as `dssctl certs` does);
+// peercerts.Flags gives a node's TLS flags.
+func writePKI(t testing.TB, ids ...uint64) string {
 	t.Helper()
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
+	dir := t.TempDir()
+	if _, err := peercerts.Create(dir, ids, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test raft CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range ids {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(int64(id) + 1), Subject: pkix.Name{CommonName: grpctransport.NodeName(id)},
-			DNSNames:  []string{grpctransport.NodeName(id)},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage:    x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		write(fmt.Sprintf("node%d.pem", id), "CERTIFICATE", der)
-		write(fmt.Sprintf("node%d-key.pem", id), "PRIVATE KEY", keyDER)
-	}
-	return write("ca.pem", "CERTIFICATE", caDER)
+	return dir
 }
 
 // TestClusterWithMutualTLS: three nodes whose raft traffic uses mTLS agree;
 // a node given another node's certificate refuses to start; a fourth node,
 // with its own certificate, joins as a learner and is promoted.
 func TestClusterWithMutualTLS(t *testing.T) {
-	pki := t.TempDir()
-	caFile := writePKI(t, pki, 1, 2, 3, 4)
+	pki := writePKI(t, 1, 2, 3, 4)
 	devDir := t.TempDir()
 	addrs := freeAddrs(t, 4)
 	peers := fmt.Sprintf("1=%s,2=%s,3=%s", addrs[0], addrs[1], addrs[2])
 	dirs := []string{shortTempDir(t), shortTempDir(t), shortTempDir(t), shortTempDir(t)}
 	tlsArgs := func(id, certID int) []string {
-		return append([]string{"--raft_node_id", fmt.Sprint(id), "--raft_peers", peers, "--raft_data_dir", dirs[id-1],
-			"--raft_tls_cert", filepath.Join(pki, fmt.Sprintf("node%d.pem", certID)),
-			"--raft_tls_key", filepath.Join(pki, fmt.Sprintf("node%d-key.pem", certID)),
-			"--raft_tls_ca", caFile}, fastRaft...)
+		return slices.Concat([]string{"--raft_node_id", fmt.Sprint(id), "--raft_peers", peers, "--raft_data_dir", dirs[id-1]},
+			peercerts.Flags(pki, uint64(certID)), fastRaft)
 	}
 
 	// Node 3 with node 1's certificate: its identity is its raft ID, and the

@@ -37,7 +37,8 @@ func runCopySQLToRaft(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(fs.Output(), `
 Reads every SCD entity from PostgreSQL in one consistent read-only transaction and writes the
 initial data directory of each listed member of a NEW Raft cluster whose voters are the
---raft_peers. Start each node on its directory with the same --raft_node_id and --raft_peers.
+--raft_peers. Start each node on its directory with the same --raft_node_id and --raft_peers
+(and the raft TLS flags that 'dssctl certs' prints).
 Every member must be written from the same read: use --out_dirs for all members at once, or,
 running once per member, stop writes to the database first and check that every run prints
 the same state hash.

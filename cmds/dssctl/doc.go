@@ -13,7 +13,8 @@
 // exceptions are the commands that work where no node is serving: `migrate` (the SQL
 // schema, through sqlstore.Migrate), `copy-sql-to-raft` (writes the data
 // directories of a cluster not yet started) and `copy-raft-to-sql` (reads a
-// stopped node's directory, refusing one a running node holds). They reuse
+// stopped node's directory, refusing one a running node holds), and `certs`
+// (files only: raft peer certificates, through internal/peercerts). They reuse
 // the stores' own code (sqlstore.Export/Import, raftstore.Bootstrap and
 // ReadDataDir) so that what they write is exactly what a node would.
 package main

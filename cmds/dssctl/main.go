@@ -22,6 +22,7 @@ func commands() []command {
 		{"migrate", "apply the SQL store's schema migrations up or down", runMigrate},
 		{"copy-sql-to-raft", "write a new Raft cluster's data directories from a PostgreSQL database", runCopySQLToRaft},
 		{"copy-raft-to-sql", "copy a stopped Raft node's data into an empty PostgreSQL database", runCopyRaftToSQL},
+		{"certs", "create the CA and raft-node-<ID> certificates of raft peer mutual TLS", runCerts},
 		{"member", "list, add, promote or remove Raft cluster members: member list|add|promote|remove", runMember},
 	}
 }

@@ -206,6 +206,8 @@ func runMemberAdd(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "added %s %d (raft address %s).\n", role, *id, *raftAddr)
 	fmt.Fprintf(stdout, "Now start it on an empty data directory with --raft_node_id %d --raft_join and --raft_peers %s\n",
 		*id, peersFlagHint(ms, *id, *raftAddr))
+	fmt.Fprintf(stdout, "and its own raft peer certificate, signed by the cluster's CA: 'dssctl certs --dir CA_DIR --nodes %d' "+
+		"makes it and prints its --raft_tls_cert, --raft_tls_key and --raft_tls_ca.\n", *id)
 	if *learner {
 		fmt.Fprintf(stdout, "Once it has caught up (its /readyz answers 200 and its /status applied_index is near the "+
 			"others'), make it a voter:\n  dssctl member promote %s --id %d\n", target.flag(), *id)

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftdss/dss/internal/peercerts"
 	"github.com/raftdss/dss/pkg/auth"
 )
 
@@ -125,6 +126,9 @@ type Cluster struct {
 	opts   Options
 	Nodes  []*Node
 	DevDir string // holds the signing key (dev-key.pem) every node accepts
+	// PKIDir holds the raft peer CA and every node's certificate
+	// (peercerts, as `dssctl certs` makes them): raft traffic is mutual TLS.
+	PKIDir string
 	Key    *rsa.PrivateKey
 	HTTP   *http.Client
 	token  string
@@ -145,6 +149,7 @@ func NewCluster(t *testing.T, opts Options) *Cluster {
 		t:      t,
 		opts:   opts,
 		DevDir: filepath.Join(dir, "dev"),
+		PKIDir: filepath.Join(dir, "pki"),
 		HTTP:   &http.Client{Timeout: clientTimeout},
 	}
 	// Create the dev key before any node starts, so the test can mint
@@ -171,6 +176,9 @@ func NewCluster(t *testing.T, opts Options) *Cluster {
 			DataDir:  filepath.Join(dir, fmt.Sprintf("node%d", i+1), "data"),
 			LogPath:  filepath.Join(dir, fmt.Sprintf("node%d.log", i+1)),
 		})
+	}
+	if opts.DatastoreURL == "" {
+		c.makeCerts(c.Nodes...)
 	}
 	// Cleanups run last-in first-out: the processes are killed first, then
 	// the logs (complete by then) are checked and printed.
@@ -205,6 +213,19 @@ func freePorts(t *testing.T, n int) []int {
 		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
 	return ports
+}
+
+// makeCerts creates the raft peer certificates of nodes in c.PKIDir (and
+// the CA, the first time).
+func (c *Cluster) makeCerts(nodes ...*Node) {
+	c.t.Helper()
+	ids := make([]uint64, len(nodes))
+	for i, n := range nodes {
+		ids[i] = n.ID
+	}
+	if _, err := peercerts.Create(c.PKIDir, ids, time.Hour); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // peersFlag is the --raft_peers value shared by every node.
@@ -242,6 +263,9 @@ func (c *Cluster) args(n *Node) []string {
 		"--raft_peers", c.peersFlag(),
 		"--raft_addr", n.RaftAddr,
 		"--raft_data_dir", n.DataDir,
+	)
+	args = append(args, peercerts.Flags(c.PKIDir, n.ID)...)
+	args = append(args,
 		"--raft_tick_interval", tickInterval.String(),
 		"--raft_election_ticks", strconv.Itoa(electionTicks),
 		"--raft_heartbeat_ticks", strconv.Itoa(heartbeatTicks),
@@ -463,6 +487,8 @@ func (c *Cluster) get(ctx context.Context, i int, path string) (int, []byte, err
 	if err != nil {
 		return 0, nil, err
 	}
+	// /status needs a token; the other endpoints ignore it.
+	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return 0, nil, err

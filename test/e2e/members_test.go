@@ -107,6 +107,7 @@ func (c *Cluster) AddNode(flags ...string) int {
 		LogPath:  filepath.Join(dir, fmt.Sprintf("node%d.log", i+1)),
 		Flags:    flags,
 	})
+	c.makeCerts(c.Nodes[i])
 	return i
 }
 
