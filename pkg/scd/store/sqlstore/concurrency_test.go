@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -237,5 +238,65 @@ func TestFailuresAreCoded(t *testing.T) {
 	}
 	if _, err := kept.GetSubscription(context.Background(), uid(1)); models.CodeOf(err) != models.CodeInternal {
 		t.Errorf("repo used after its operation: %v, want CodeInternal", err)
+	}
+}
+
+// TestLockWaitsFailFast: a write that cannot make progress, because a
+// session outside the store holds the row it must update or the writer lock
+// itself, fails within the retry budget with a 503 naming what it waited
+// for, instead of waiting for the request's deadline; the counters say so;
+// and once the lock is released the same write succeeds.
+func TestLockWaitsFailFast(t *testing.T) {
+	s := openStore(t, func(c *Config) {
+		c.RetryBudget = 500 * time.Millisecond
+		c.WriterLockTimeout = 200 * time.Millisecond
+	})
+	subID := uid(0)
+	setupSub(t, s, subID)
+	increment := write(func(ctx context.Context, r repos.Repo) (any, error) {
+		return r.IncrementNotificationIndices(ctx, models.NotifyOperationalIntents,
+			&models.Volume4D{Cells: cells(7), StartTime: ptr(at(0)), EndTime: ptr(at(time.Hour))})
+	})
+	ctx := context.Background()
+	for _, c := range []struct {
+		name, lock, want string
+		stat             func(Stats) int64
+	}{
+		{"row lock", `SELECT 1 FROM scd_subscriptions FOR UPDATE`,
+			"lock wait timed out while incrementing notification indices", func(st Stats) int64 { return st.RowLockTimeouts }},
+		{"writer lock", fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d)`, int64(writerLock)),
+			"lock wait timed out while waiting for the writer lock", func(st Stats) int64 { return st.WriterLockTimeouts }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			holder, err := s.pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = holder.Rollback(ctx) }()
+			if _, err := holder.Exec(ctx, c.lock); err != nil {
+				t.Fatal(err)
+			}
+			before := c.stat(s.Stats())
+			reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			t1 := time.Now()
+			_, err = s.Transact(reqCtx, increment)
+			took := time.Since(t1)
+			if models.CodeOf(err) != models.CodeUnavailable || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want CodeUnavailable naming %q", err, c.want)
+			}
+			if took > 3*time.Second {
+				t.Fatalf("failed after %v: the budget is 500 ms", took)
+			}
+			if c.stat(s.Stats()) == before {
+				t.Fatalf("stats %+v: the lock timeouts were not counted", s.Stats())
+			}
+			if err := holder.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Transact(reqCtx, increment); err != nil {
+				t.Fatalf("after the lock was released: %v", err)
+			}
+		})
 	}
 }
