@@ -30,9 +30,15 @@ import (
 // this is not ready to serve requests either.
 const readyTimeout = 2 * time.Second
 
+// newMux: a request reaches an operational endpoint only when its escaped path is
+// exactly one of opsPaths; everything else goes to the API handler, whose
+// router answers every non-canonical path with its plain 404. Go's ServeMux
+// is kept for the four endpoints (it answers a wrong method with 405) but
+// never sees another path: given "/dss/v1/../livez" or "//livez" it would
+// answer 307 with the cleaned path as Location, and it decodes "/liv%65z" to
+// "/livez".
 func newMux(api http.Handler, be *backend, kind storeKind, reg *prometheus.Registry, log *zap.Logger) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/", api)
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok")
 	})
@@ -74,8 +80,18 @@ func newMux(api http.Handler, be *backend, kind storeKind, reg *prometheus.Regis
 		w.Header().Set("Cache-Control", "no-store")
 		_ = json.NewEncoder(w).Encode(nodeStatus(be, kind))
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if opsPaths[r.URL.EscapedPath()] {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
 }
+
+// opsPaths are the paths newMux serves itself, in their only (canonical,
+// unescaped) spelling.
+var opsPaths = map[string]bool{"/livez": true, "/readyz": true, "/metrics": true, "/status": true}
 
 // statusJSON is the body of /status. The Raft fields are present exactly
 // when the node runs the Raft store, zeros included (leader_id 0: no leader

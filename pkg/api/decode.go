@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/raftdss/dss/pkg/geo"
 	"github.com/raftdss/dss/pkg/models"
@@ -150,6 +151,11 @@ func parseVolume4D(v *Volume4D, where path) (volume, error) {
 		}
 		out.circle = c
 	case vol.OutlinePolygon != nil:
+		// The vertex limit comes first: it bounds the loop below and every
+		// later step (pkg/geo charges the request's total as it covers).
+		if n := len(vol.OutlinePolygon.Vertices); n > geo.MaxVerticesPerPolygon {
+			return out, badRequest("%s: outline_polygon has %d vertices; at most %d are allowed", where, n, geo.MaxVerticesPerPolygon)
+		}
 		for i := range vol.OutlinePolygon.Vertices {
 			if err := checkLatLng(vol.OutlinePolygon.Vertices[i], where, "outline_polygon.vertices", i); err != nil {
 				return out, err
@@ -206,25 +212,26 @@ func parseAltitude(a *Altitude, where path, member string) (float32, error) {
 }
 
 // cover returns the level-13 cells of a parsed volume's outline through
-// pkg/geo (spec §4). geo's coded errors keep their code (CodeAreaTooLarge
-// must survive: the subscription query turns it into 413) and gain the
-// member's name.
-func (v *volume) cover() ([]models.CellID, error) {
+// pkg/geo (spec §4), charged to the request's budget b. geo's coded errors
+// keep their code (CodeAreaTooLarge must survive: the subscription query
+// turns it into 413; CodeUnavailable is the request's deadline passing
+// during the covering) and gain the member's name.
+func (v *volume) cover(b *geo.Budget) ([]models.CellID, error) {
 	var cells []models.CellID
 	var err error
 	if v.circle != nil {
 		c := v.circle
-		cells, err = geo.CoverCircle(models.LatLng{Lat: c.Center.Lat, Lng: c.Center.Lng}, c.Radius.Value)
+		cells, err = b.CoverCircle(models.LatLng{Lat: c.Center.Lat, Lng: c.Center.Lng}, c.Radius.Value)
 	} else {
 		verts := make([]models.LatLng, len(v.polygon.Vertices))
 		for i, p := range v.polygon.Vertices {
 			verts[i] = models.LatLng{Lat: p.Lat, Lng: p.Lng}
 		}
-		cells, err = geo.CoverPolygon(verts)
+		cells, err = b.CoverPolygon(verts)
 	}
 	if err != nil {
 		code := models.CodeOf(err)
-		if code != models.CodeAreaTooLarge {
+		if code != models.CodeAreaTooLarge && code != models.CodeUnavailable {
 			code = models.CodeBadRequest
 		}
 		msg := err.Error()
@@ -232,7 +239,7 @@ func (v *volume) cover() ([]models.CellID, error) {
 		if errors.As(err, &me) {
 			msg = me.Message
 		}
-		return nil, models.Errorf(code, "%s: %s", v.where, msg)
+		return nil, &models.Error{Code: code, Message: v.where.String() + ": " + msg, Cause: errors.Unwrap(err)}
 	}
 	if len(cells) == 0 {
 		// Defensive: a footprint always touches at least one cell; an empty
@@ -244,8 +251,8 @@ func (v *volume) cover() ([]models.CellID, error) {
 
 // toModel covers a single parsed volume into a models.Volume4D carrying
 // exactly the bounds the request gave (absent bounds do not filter, §4).
-func (v *volume) toModel() (models.Volume4D, error) {
-	cells, err := v.cover()
+func (v *volume) toModel(b *geo.Budget) (models.Volume4D, error) {
+	cells, err := v.cover(b)
 	if err != nil {
 		return models.Volume4D{}, err
 	}
@@ -285,6 +292,21 @@ func parseExtents(in []Volume4D) (extents, error) {
 	if len(in) == 0 {
 		// §3.4: an empty array has no times, so the union lacks them.
 		return extents{}, badRequest("extents is empty: at least one volume with time_start and time_end is required")
+	}
+	// The request-wide vertex limit is checked before any volume is parsed
+	// or covered: summing lengths is cheap, covering is not.
+	vertices := 0
+	for i := range in {
+		if vol := in[i].Volume; vol != nil {
+			if vol.OutlinePolygon != nil {
+				vertices += len(vol.OutlinePolygon.Vertices)
+			} else if vol.OutlineCircle != nil {
+				vertices += geo.CircleVertices
+			}
+		}
+	}
+	if vertices > geo.MaxVerticesPerRequest {
+		return extents{}, badRequest("extents: the outlines have %d vertices in all; at most %d are allowed per request", vertices, geo.MaxVerticesPerRequest)
 	}
 	e := extents{vols: make([]volume, len(in))}
 	for i := range in {
@@ -332,11 +354,12 @@ func (e *extents) checkTimes(now time.Time) error {
 }
 
 // cells covers every volume and returns the union of the cell sets. The
-// area limit applies to each outline separately (§4 rule 5).
-func (e *extents) cells() ([]models.CellID, error) {
+// area limit applies to each outline separately (§4 rule 5); the cell,
+// vertex and work limits of b to all of them together.
+func (e *extents) cells(b *geo.Budget) ([]models.CellID, error) {
 	var all []models.CellID
 	for i := range e.vols {
-		c, err := e.vols[i].cover()
+		c, err := e.vols[i].cover(b)
 		if err != nil {
 			return nil, err
 		}
@@ -396,6 +419,11 @@ const ovnSuffixSkew = 5 * time.Minute
 // millisecond timestamp lies within ±5 minutes of now. It returns the suffix
 // in lowercase, the canonical form the reference prints.
 func parseOVNSuffix(s string, now time.Time) (string, error) {
+	if s == "" {
+		// Present but empty is a bad value, not an absent member: a client
+		// that means "derived OVN" omits the member or sends null.
+		return "", badRequest("requested_ovn_suffix is empty: want a UUIDv7, or omit the member for a derived OVN")
+	}
 	if len(s) != 36 {
 		return "", badRequest("requested_ovn_suffix %q is not a UUIDv7 in 8-4-4-4-12 form", truncate(s))
 	}
@@ -449,4 +477,29 @@ func truncate(s string) string {
 		return s[:64] + "..."
 	}
 	return s
+}
+
+// parseKey checks the entries of an OIR PUT's key (spec §7; utm.yaml Key =
+// array of EntityOVN, 16 to 128 characters). Absent, null and [] are all
+// the empty key. A "" or null entry (null decodes to "") and an entry of
+// the wrong length are rejected: no OVN can have that form (§3.6), so the
+// entry is a client bug that would otherwise surface as a puzzling 409.
+// The length is counted in characters, as JSON Schema's minLength does.
+func parseKey(in []string) ([]models.OVN, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make([]models.OVN, len(in))
+	for i, k := range in {
+		if k == "" {
+			return nil, badRequest("key[%d] is empty or null: want an OVN of %d to %d characters",
+				i, models.MinOVNLength, models.MaxOVNLength)
+		}
+		if c := utf8.RuneCountInString(k); c < models.MinOVNLength || c > models.MaxOVNLength {
+			return nil, badRequest("key[%d] %q has %d characters: want an OVN of %d to %d characters",
+				i, truncate(k), c, models.MinOVNLength, models.MaxOVNLength)
+		}
+		out[i] = models.OVN(k)
+	}
+	return out, nil
 }

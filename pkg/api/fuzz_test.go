@@ -17,7 +17,7 @@ func oirSeeds(f *testing.F) {
 	p.NewSubscription = &ImplicitSubscriptionParameters{UssBaseURL: "https://n", NotifyForConstraints: true}
 	p.Extents = append(p.Extents, Volume4D{Volume: &Volume3D{OutlineCircle: &Circle{Center: &LatLngPoint{46.9, 7.4}, Radius: &Radius{Value: 300}},
 		AltitudeLower: alt(0), AltitudeUpper: alt(50)}, TimeStart: tm(testNow), TimeEnd: tm(testNow.Add(time.Minute))})
-	p.RequestedOVNSuffix = uuidV7(testNow)
+	p.RequestedOVNSuffix = ptr(uuidV7(testNow))
 	f.Add(mustJSON(f, p))
 	f.Add([]byte(`{"extents":{},"state":"Accepted"}`))
 	f.Add([]byte(`{"extents":[{"volume":{"outline_polygon":{"vertices":[{"lat":0,"lng":0},{"lat":0,"lng":0},{"lat":1,"lng":1}]}}}]}`))

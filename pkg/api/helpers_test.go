@@ -38,6 +38,8 @@ func vol4(start, end time.Time, lower, upper float64) Volume4D {
 	}
 }
 
+func ptr[T any](v T) *T { return &v }
+
 func mustJSON(t testing.TB, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)

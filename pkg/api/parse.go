@@ -1,20 +1,24 @@
 package api
 
 import (
+	"context"
 	"time"
 
+	"github.com/raftdss/dss/pkg/geo"
 	"github.com/raftdss/dss/pkg/models"
 	"github.com/raftdss/dss/pkg/scd"
 )
 
 // RequestInfo is what the handler knows about a request besides its path
 // and body: the caller (the token's sub claim), the request time decided
-// once before the operation runs, and the server's allow_http_base_urls flag
-// (spec §3.5).
+// once before the operation runs, the server's allow_http_base_urls flag
+// (spec §3.5), and the request's context, whose end interrupts the
+// geometry (nil: no deadline).
 type RequestInfo struct {
 	Caller            string
 	Now               time.Time
 	AllowHTTPBaseURLs bool
+	Ctx               context.Context
 }
 
 // Each Parse function performs ALL of step A (stateless validation) of its
@@ -26,7 +30,7 @@ type RequestInfo struct {
 // ParseQueryOperationalIntents is endpoint 1 (spec §6.1 Query).
 func ParseQueryOperationalIntents(ri RequestInfo, body []byte) (*scd.QueryOperationalIntents, error) {
 	var p QueryOperationalIntentReferenceParameters
-	area, err := parseQuery(body, &p, &p.AreaOfInterest)
+	area, err := parseQuery(ri, body, &p, &p.AreaOfInterest)
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +40,7 @@ func ParseQueryOperationalIntents(ri RequestInfo, body []byte) (*scd.QueryOperat
 // ParseQueryConstraints is endpoint 6 (spec §6.2 Query).
 func ParseQueryConstraints(ri RequestInfo, body []byte) (*scd.QueryConstraints, error) {
 	var p QueryConstraintReferenceParameters
-	area, err := parseQuery(body, &p, &p.AreaOfInterest)
+	area, err := parseQuery(ri, body, &p, &p.AreaOfInterest)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +51,7 @@ func ParseQueryConstraints(ri RequestInfo, body []byte) (*scd.QueryConstraints, 
 // limit stays CodeAreaTooLarge: this endpoint alone answers it with 413.
 func ParseQuerySubscriptions(ri RequestInfo, body []byte) (*scd.QuerySubscriptions, error) {
 	var p QuerySubscriptionParameters
-	area, err := parseQuery(body, &p, &p.AreaOfInterest)
+	area, err := parseQuery(ri, body, &p, &p.AreaOfInterest)
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +61,7 @@ func ParseQuerySubscriptions(ri RequestInfo, body []byte) (*scd.QuerySubscriptio
 // parseQuery decodes a query body into params and parses the area of
 // interest that aoi points into: body parse, missing area, volume rules,
 // covering (spec §6.1 Query).
-func parseQuery(body []byte, params any, aoi **Volume4D) (models.Volume4D, error) {
+func parseQuery(ri RequestInfo, body []byte, params any, aoi **Volume4D) (models.Volume4D, error) {
 	if err := decodeBody(body, params); err != nil {
 		return models.Volume4D{}, err
 	}
@@ -68,7 +72,7 @@ func parseQuery(body []byte, params any, aoi **Volume4D) (models.Volume4D, error
 	if err != nil {
 		return models.Volume4D{}, err
 	}
-	return v.toModel()
+	return v.toModel(geo.NewBudget(ri.Ctx))
 }
 
 // ParseGetOperationalIntent is endpoint 2.
@@ -174,16 +178,18 @@ func ParsePutOperationalIntent(ri RequestInfo, id, ovn string, create bool, body
 	if err := ext.checkTimes(ri.Now); err != nil {
 		return nil, err
 	}
-	cells, err := ext.cells()
+	cells, err := ext.cells(geo.NewBudget(ri.Ctx))
 	if err != nil {
 		return nil, err
 	}
 	if create && state != models.StateAccepted {
 		return nil, badRequest("an operational intent must be created in state Accepted, not %s", state)
 	}
+	// Absent or null asks for a derived OVN; present, even "", must be a
+	// valid suffix (docs/spec-notes.md).
 	var requested models.OVN
-	if p.RequestedOVNSuffix != "" {
-		suffix, err := parseOVNSuffix(p.RequestedOVNSuffix, ri.Now)
+	if p.RequestedOVNSuffix != nil {
+		suffix, err := parseOVNSuffix(*p.RequestedOVNSuffix, ri.Now)
 		if err != nil {
 			return nil, err
 		}
@@ -191,6 +197,10 @@ func ParsePutOperationalIntent(ri RequestInfo, id, ovn string, create bool, body
 	}
 	if state != models.StateAccepted && subID == "" && p.NewSubscription == nil {
 		return nil, badRequest("state %s requires subscription_id or new_subscription", state)
+	}
+	key, err := parseKey(p.Key)
+	if err != nil {
+		return nil, err
 	}
 	op := &scd.PutOperationalIntent{
 		Caller:         ri.Caller,
@@ -202,12 +212,7 @@ func ParsePutOperationalIntent(ri RequestInfo, id, ovn string, create bool, body
 		USSBaseURL:     p.UssBaseURL,
 		SubscriptionID: subID,
 		RequestedOVN:   requested,
-	}
-	if len(p.Key) > 0 {
-		op.Key = make([]models.OVN, len(p.Key))
-		for i, k := range p.Key {
-			op.Key[i] = models.OVN(k)
-		}
+		Key:            key,
 	}
 	if p.NewSubscription != nil {
 		op.NewSubscription = &scd.NewSubscription{
@@ -255,7 +260,7 @@ func ParsePutConstraint(ri RequestInfo, id, ovn string, create bool, body []byte
 	if err := ext.checkTimes(ri.Now); err != nil {
 		return nil, err
 	}
-	cells, err := ext.cells()
+	cells, err := ext.cells(geo.NewBudget(ri.Ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +293,7 @@ func ParsePutSubscription(ri RequestInfo, id, version string, create bool, body 
 	if err != nil {
 		return nil, err
 	}
-	area, err := v.toModel()
+	area, err := v.toModel(geo.NewBudget(ri.Ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -307,25 +312,40 @@ func ParsePutSubscription(ri RequestInfo, id, version string, create bool, body 
 	}, nil
 }
 
+// checkUSSID rejects an empty uss_id (spec §6.4) and one that could not be
+// the `sub` of an access token (models.CheckUSSID: bounded, printable).
+func checkUSSID(ussID string) error {
+	if ussID == "" {
+		return badRequest("missing uss_id")
+	}
+	return models.CheckUSSID(ussID)
+}
+
 // ParseGetUssAvailability is endpoint 17.
 func ParseGetUssAvailability(_ RequestInfo, ussID string) (*scd.GetUssAvailability, error) {
-	if ussID == "" {
-		return nil, badRequest("missing uss_id")
+	if err := checkUSSID(ussID); err != nil {
+		return nil, err
 	}
 	return &scd.GetUssAvailability{USS: ussID}, nil
 }
 
 // ParsePutUssAvailability is endpoint 18 (spec §6.4 Set): uss_id, body,
-// availability (case-insensitive, "" = Unknown).
+// availability (required; case-insensitive, "" = Unknown). An absent or
+// null old_version is "" (§6.4: an omitted one compares as "").
 func ParsePutUssAvailability(ri RequestInfo, ussID string, body []byte) (*scd.PutUssAvailability, error) {
-	if ussID == "" {
-		return nil, badRequest("missing uss_id")
+	if err := checkUSSID(ussID); err != nil {
+		return nil, err
 	}
 	var p SetUssAvailabilityStatusParameters
 	if err := decodeBody(body, &p); err != nil {
 		return nil, err
 	}
-	a, err := models.ParseAvailability(p.Availability)
+	// Required by utm.yaml: absent or null must not silently mean Unknown
+	// (that would reset a Down USS); an explicit "" is Unknown (§5.4).
+	if p.Availability == nil {
+		return nil, badRequest("missing availability: want Unknown, Normal or Down")
+	}
+	a, err := models.ParseAvailability(*p.Availability)
 	if err != nil {
 		return nil, err
 	}

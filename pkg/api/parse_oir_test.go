@@ -134,16 +134,16 @@ func TestParsePutOperationalIntentErrors(t *testing.T) {
 			p.State = "Activated"
 			p.SubscriptionID = testSubID
 		}, create: true, msg: "created in state Accepted"},
-		{name: "suffix not uuid", mutate: func(p *PutOperationalIntentReferenceParameters) { p.RequestedOVNSuffix = "abc" }, create: true, msg: "requested_ovn_suffix"},
-		{name: "suffix v4", mutate: func(p *PutOperationalIntentReferenceParameters) { p.RequestedOVNSuffix = testSubID }, create: true, msg: "version 7"},
+		{name: "suffix not uuid", mutate: func(p *PutOperationalIntentReferenceParameters) { p.RequestedOVNSuffix = ptr("abc") }, create: true, msg: "requested_ovn_suffix"},
+		{name: "suffix v4", mutate: func(p *PutOperationalIntentReferenceParameters) { p.RequestedOVNSuffix = ptr(testSubID) }, create: true, msg: "version 7"},
 		{name: "suffix variant", mutate: func(p *PutOperationalIntentReferenceParameters) {
-			p.RequestedOVNSuffix = strings.Replace(uuidV7(testNow), "-9def-", "-7def-", 1)
+			p.RequestedOVNSuffix = ptr(strings.Replace(uuidV7(testNow), "-9def-", "-7def-", 1))
 		}, create: true, msg: "variant"},
 		{name: "suffix too old", mutate: func(p *PutOperationalIntentReferenceParameters) {
-			p.RequestedOVNSuffix = uuidV7(testNow.Add(-5*time.Minute - time.Second))
+			p.RequestedOVNSuffix = ptr(uuidV7(testNow.Add(-5*time.Minute - time.Second)))
 		}, create: true, msg: "from server time"},
 		{name: "suffix too new", mutate: func(p *PutOperationalIntentReferenceParameters) {
-			p.RequestedOVNSuffix = uuidV7(testNow.Add(5*time.Minute + time.Second))
+			p.RequestedOVNSuffix = ptr(uuidV7(testNow.Add(5*time.Minute + time.Second)))
 		}, create: true, msg: "from server time"},
 		{name: "activated without subscription", mutate: func(p *PutOperationalIntentReferenceParameters) { p.State = "Activated" }, ovn: "some-ovn-value-1234", msg: "requires subscription_id or new_subscription"},
 		{name: "contingent without subscription", mutate: func(p *PutOperationalIntentReferenceParameters) { p.State = "Contingent" }, ovn: "some-ovn-value-1234", msg: "requires subscription_id"},
@@ -209,9 +209,9 @@ func TestParsePutOperationalIntentSuccess(t *testing.T) {
 	// The past volume 2 is fine: only the union end is checked (§3.4).
 	p.Extents[1].TimeStart = tm(testNow.Add(-24 * time.Hour))
 	p.State = "Activated"
-	p.Key = []string{"ovn-a", "ovn-b"}
+	p.Key = []string{"ovn-a-0123456789", "ovn-b-0123456789"}
 	p.SubscriptionID = strings.ToUpper(testSubID)
-	p.RequestedOVNSuffix = strings.ToUpper(uuidV7(testNow.Add(4 * time.Minute)))
+	p.RequestedOVNSuffix = ptr(strings.ToUpper(uuidV7(testNow.Add(4 * time.Minute))))
 	body := mustJSON(t, p)
 
 	op, err := ParsePutOperationalIntent(testRI, testID, "the-old-ovn-0123", false, body)
@@ -224,7 +224,7 @@ func TestParsePutOperationalIntentSuccess(t *testing.T) {
 		op.NewSubscription != nil || op.NewSubscriptionID != "" {
 		t.Fatalf("op = %+v", op)
 	}
-	if !slices.Equal(op.Key, []models.OVN{"ovn-a", "ovn-b"}) {
+	if !slices.Equal(op.Key, []models.OVN{"ovn-a-0123456789", "ovn-b-0123456789"}) {
 		t.Errorf("Key = %v", op.Key)
 	}
 	if want := models.OVN(string(testIDLow) + "_" + uuidV7(testNow.Add(4*time.Minute))); op.RequestedOVN != want {

@@ -243,10 +243,12 @@ func TestParseAvailabilityAndReport(t *testing.T) {
 	if err != nil || op.USS != "uss2" || op.OldVersion != "v1" || op.Availability != models.AvailabilityDown || !op.Now.Equal(testNow) {
 		t.Fatalf("put = %+v, %v", op, err)
 	}
-	op, err = ParsePutUssAvailability(testRI, "uss2", []byte(`{}`))
+	op, err = ParsePutUssAvailability(testRI, "uss2", []byte(`{"availability":""}`))
 	if err != nil || op.Availability != models.AvailabilityUnknown || op.OldVersion != "" {
 		t.Fatalf("put empty = %+v, %v", op, err)
 	}
+	_, err = ParsePutUssAvailability(testRI, "uss2", []byte(`{}`))
+	wantErr(t, err, models.CodeBadRequest, "missing availability")
 	_, err = ParsePutUssAvailability(testRI, "", []byte(`{`))
 	wantErr(t, err, models.CodeBadRequest, "missing uss_id")
 	_, err = ParsePutUssAvailability(testRI, "uss2", nil)

@@ -86,7 +86,10 @@ type ImplicitSubscriptionParameters struct {
 }
 
 // PutOperationalIntentReferenceParameters is the body of endpoints 3 and 4.
-// RequestedOVNSuffix is the InterUSS extension of spec §3.6.
+// RequestedOVNSuffix is the InterUSS extension of spec §3.6; it is a
+// pointer because absent (or null) and "" differ: absent asks for a derived
+// OVN, "" is a bad suffix (docs/spec-notes.md). A null or "" entry of Key
+// decodes to "" and is rejected; an empty SubscriptionID is absent (§3.1).
 type PutOperationalIntentReferenceParameters struct {
 	Extents            []Volume4D                      `json:"extents"`
 	Key                []string                        `json:"key,omitempty"`
@@ -94,7 +97,7 @@ type PutOperationalIntentReferenceParameters struct {
 	UssBaseURL         string                          `json:"uss_base_url"`
 	SubscriptionID     string                          `json:"subscription_id,omitempty"`
 	NewSubscription    *ImplicitSubscriptionParameters `json:"new_subscription,omitempty"`
-	RequestedOVNSuffix string                          `json:"requested_ovn_suffix,omitempty"`
+	RequestedOVNSuffix *string                         `json:"requested_ovn_suffix,omitempty"`
 }
 
 // QueryOperationalIntentReferenceParameters is the body of endpoint 1.
@@ -234,10 +237,13 @@ type UssAvailabilityStatus struct {
 	Availability string `json:"availability"`
 }
 
-// SetUssAvailabilityStatusParameters is the body of endpoint 18.
+// SetUssAvailabilityStatusParameters is the body of endpoint 18. Both
+// members are required by utm.yaml; the spec lets old_version be omitted
+// (it then compares as "", §6.4), so only Availability is a pointer:
+// absent or null is a missing availability, "" is Unknown (§5.4).
 type SetUssAvailabilityStatusParameters struct {
-	OldVersion   string `json:"old_version"`
-	Availability string `json:"availability"`
+	OldVersion   string  `json:"old_version"`
+	Availability *string `json:"availability"`
 }
 
 // UssAvailabilityStatusResponse answers endpoints 17 and 18.

@@ -54,7 +54,7 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 	}
 	a.keyfunc = a.lookupKey
 	if cfg.TokenCacheSize > 0 {
-		a.cache = newTokenCache(cfg.TokenCacheSize)
+		a.cache = newTokenCache(cfg.TokenCacheSize, cfg.TokenCacheBytes)
 	}
 	for i, k := range cfg.PublicKeys {
 		if k == nil || k.N == nil {
@@ -122,6 +122,21 @@ type tokenClaims struct {
 
 const bearerPrefix = "bearer "
 
+// MaxTokenBytes bounds an access token (the JWS compact serialisation after
+// "Bearer "). Real access tokens are well under 4 KiB (an RS256 signature is
+// 342 characters, a header ~100, the claims a few hundred); 16 KiB leaves
+// room for issuers that put many scopes, audiences or extra claims in a
+// token, and bounds every step that runs before the signature is checked:
+// the base64 decodes, the JSON decodes of header and claims (their nesting
+// and the number of audiences and scopes included), the hash, and the
+// token-cache key. A longer token is refused with 401 before any of them.
+const MaxTokenBytes = 16 << 10
+
+// MaxAuthorizationBytes bounds the whole Authorization header value: the
+// scheme, one token of MaxTokenBytes and some surrounding blanks. It is
+// checked first, so an oversized header is refused without being scanned.
+const MaxAuthorizationBytes = MaxTokenBytes + 64
+
 func unauthenticated(cause error, format string, args ...any) error {
 	e := models.Errorf(models.CodeUnauthenticated, format, args...)
 	e.Cause = cause
@@ -134,12 +149,22 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Claims, error) {
 	if r == nil {
 		return nil, unauthenticated(nil, "missing Authorization header")
 	}
+	// Two Authorization headers are ambiguous (RFC 9110 allows one): a
+	// proxy in front may have checked the other one. Header is keyed by the
+	// canonical name, so "authorization" and "AUTHORIZATION" land here too.
+	if v := r.Header["Authorization"]; len(v) > 1 {
+		return nil, unauthenticated(nil, "more than one Authorization header")
+	}
 	return a.authenticateHeader(r.Header.Get("Authorization"))
 }
 
 func (a *Authenticator) authenticateHeader(h string) (*Claims, error) {
 	if h == "" {
 		return nil, unauthenticated(nil, "missing Authorization header")
+	}
+	if len(h) > MaxAuthorizationBytes {
+		return nil, unauthenticated(nil, "Authorization header is %d bytes long, more than the %d accepted",
+			len(h), MaxAuthorizationBytes)
 	}
 	if len(h) < len(bearerPrefix) || !strings.EqualFold(h[:len(bearerPrefix)], bearerPrefix) {
 		return nil, unauthenticated(nil, "Authorization header is not of the form \"Bearer <token>\"")
@@ -148,8 +173,15 @@ func (a *Authenticator) authenticateHeader(h string) (*Claims, error) {
 	if raw == "" {
 		return nil, unauthenticated(nil, "missing access token after \"Bearer\"")
 	}
+	if len(raw) > MaxTokenBytes {
+		return nil, unauthenticated(nil, "access token is %d bytes long, more than the %d accepted",
+			len(raw), MaxTokenBytes)
+	}
 
 	if a.cache == nil {
+		if err := checkTokenShape(raw); err != nil {
+			return nil, err
+		}
 		return a.verify(raw)
 	}
 	// The key set is read before verifying: lookupKey reads it again, and
@@ -158,6 +190,9 @@ func (a *Authenticator) authenticateHeader(h string) (*Claims, error) {
 	keys := a.keys.Load()
 	if e := a.cache.get(raw, keys); e != nil {
 		return e.hit(a.cfg.Now())
+	}
+	if err := checkTokenShape(raw); err != nil {
+		return nil, err
 	}
 	var tc tokenClaims
 	tok, err := a.parser.ParseWithClaims(raw, &tc, a.keyfunc)
@@ -208,6 +243,13 @@ func classifyParseError(tok *jwt.Token, err error) error {
 func (a *Authenticator) checkClaims(tc *tokenClaims) (*Claims, error) {
 	if tc.Subject == "" {
 		return nil, unauthenticated(nil, "access token has no subject (sub)")
+	}
+	// The subject becomes the manager of what the caller writes and is the
+	// uss_id others use to look up or set its availability (utm.yaml), so
+	// it must be a valid USS identifier: bounded and printable.
+	if p := models.USSIDProblem(tc.Subject); p != "" {
+		return nil, unauthenticated(nil, "access token subject (sub) is not a valid USS identifier: it %s "+
+			"(want 1 to %d bytes of printable UTF-8)", p, models.MaxUSSIDBytes)
 	}
 	if tc.Issuer == "" {
 		return nil, unauthenticated(nil, "access token has no issuer (iss)")

@@ -54,6 +54,10 @@ type Config struct {
 	// signature verification until its key set is replaced; its time claims
 	// are still checked on every request.
 	TokenCacheSize int
+	// TokenCacheBytes bounds the memory of that cache: token strings,
+	// kept claims and a per-entry overhead (default DefaultTokenCacheBytes;
+	// negative is an error).
+	TokenCacheBytes int64
 	// OnKeysExpired is called once, from the refresh goroutine, when JWKS
 	// refreshing has failed for longer than JWKSKeyTTL; the service is
 	// expected to stop (spec §2). It must not call Close and should return
@@ -114,6 +118,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.TokenCacheSize == 0 {
 		c.TokenCacheSize = DefaultTokenCacheSize
+	}
+	if c.TokenCacheBytes < 0 {
+		return c, errors.New("auth: negative token cache byte bound")
+	}
+	if c.TokenCacheBytes == 0 {
+		c.TokenCacheBytes = DefaultTokenCacheBytes
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}

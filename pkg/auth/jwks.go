@@ -21,6 +21,17 @@ import (
 // endpoint is outside our control.
 const maxJWKSBytes = 1 << 20
 
+// maxJWKSKeys bounds the usable keys taken from a JWKS. A token without a
+// kid, or with one no key carries, is verified against every key in turn,
+// so the key count multiplies the cost of each forged token (~30 µs per
+// 2048-bit verification). Issuers publish two to ten keys; a larger set is
+// refused (the previous keys stay) with a message pointing at jwks_key_ids.
+const maxJWKSKeys = 32
+
+// maxRSAModulusBits bounds a JWKS key: RSA verification grows with the
+// modulus, and 8192 bits is above what any issuer uses (2048 to 4096).
+const maxRSAModulusBits = 8192
+
 // jwksFetchTimeout bounds one fetch so a hanging endpoint cannot stall the
 // refresher past its next tick (and Close cancels it anyway).
 const jwksFetchTimeout = 30 * time.Second
@@ -104,6 +115,10 @@ func parseJWKS(data []byte, allowedKIDs []string) ([]kidKey, error) {
 		}
 		return nil, errors.Join(skipped...)
 	}
+	if len(keys) > maxJWKSKeys {
+		return nil, fmt.Errorf("%d usable RSA signing keys, more than the %d accepted "+
+			"(restrict the set with jwks_key_ids)", len(keys), maxJWKSKeys)
+	}
 	return keys, nil
 }
 
@@ -126,6 +141,9 @@ func rsaFromJWK(k jsonWebKey) (*rsa.PublicKey, error) {
 	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: exp}
 	if pub.N.BitLen() < 1024 {
 		return nil, fmt.Errorf("modulus of %d bits is too small", pub.N.BitLen())
+	}
+	if pub.N.BitLen() > maxRSAModulusBits {
+		return nil, fmt.Errorf("modulus of %d bits is larger than the %d accepted", pub.N.BitLen(), maxRSAModulusBits)
 	}
 	return pub, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -271,6 +272,13 @@ func TestCloseStopsRefresher(t *testing.T) {
 
 func TestParseJWKS(t *testing.T) {
 	good := jwkOf("a", &keyA.PublicKey)
+	manyKeys := func(n int) []map[string]string {
+		var out []map[string]string
+		for i := range n {
+			out = append(out, jwkOf(fmt.Sprint("k", i), &keyA.PublicKey))
+		}
+		return out
+	}
 	enc := func(keys ...map[string]string) []byte {
 		b, err := json.Marshal(map[string]any{"keys": keys})
 		if err != nil {
@@ -304,6 +312,10 @@ func TestParseJWKS(t *testing.T) {
 		{"only bad keys", enc(with("n", ""), with("e", "AAAAAAE")), nil, nil, "bad modulus"},
 		{"even exponent", enc(with("e", "Ag")), nil, nil, "bad exponent"},
 		{"small modulus", enc(with("n", "AQAB")), nil, nil, "too small"},
+		{"huge modulus", enc(with("n", base64.RawURLEncoding.EncodeToString(
+			append([]byte{1}, make([]byte, maxRSAModulusBits/8)...)))), nil, nil, "larger than the 8192"},
+		{"too many keys", enc(manyKeys(maxJWKSKeys + 1)...), nil, nil, "33 usable RSA signing keys"},
+		{"too many keys, restricted", enc(manyKeys(maxJWKSKeys + 1)...), []string{"k7"}, []string{"k7"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,10 +6,25 @@ import (
 	"time"
 )
 
-// DefaultTokenCacheSize bounds the verified-token cache. A DSS serves a few
-// dozen USSs, each holding a handful of live tokens at a time, so this is far
-// above the working set; at most it holds a few MiB of token strings.
+// DefaultTokenCacheSize bounds the number of entries of the verified-token
+// cache. A DSS serves a few dozen USSs, each holding a handful of live tokens
+// at a time, so this is far above the working set.
 const DefaultTokenCacheSize = 4096
+
+// DefaultTokenCacheBytes bounds the memory of the verified-token cache: the
+// token strings plus the claims kept per entry plus a fixed per-entry
+// overhead (entrySize). 32 MiB holds the full DefaultTokenCacheSize entries
+// at ~8 KiB each, twice a large real token, while a cache filled by one
+// holder of signing credentials minting tokens of MaxTokenBytes stays at
+// 32 MiB instead of the ~64 MiB the entry count alone would allow (and the
+// ~4 GiB it allowed before tokens were bounded).
+const DefaultTokenCacheBytes = 32 << 20
+
+// entryOverhead estimates what an entry costs besides its strings: the map
+// slot and key header, the cachedToken struct with its three times and two
+// time pointers, and the Claims headers. It is an estimate on the high side,
+// so the byte bound holds.
+const entryOverhead = 320
 
 // tokenCache remembers access tokens whose signature and claims verified,
 // keyed by the exact token string. A real DSS sees the same token on
@@ -28,10 +43,15 @@ const DefaultTokenCacheSize = 4096
 //
 // Rules that do not depend on time (sub, iss, aud, presence of exp) were
 // checked at insertion and cannot change for the same token string.
+//
+// The cache is bounded twice: by entry count and by bytes (entrySize); when a
+// put would pass either bound, entries are dropped first.
 type tokenCache struct {
-	max     int
-	mu      sync.RWMutex
-	entries map[string]*cachedToken
+	max      int
+	maxBytes int64
+	mu       sync.RWMutex
+	entries  map[string]*cachedToken
+	bytes    int64 // sum of the entries' size
 }
 
 type cachedToken struct {
@@ -42,10 +62,23 @@ type cachedToken struct {
 	issuedAt  *time.Time
 	// claims is handed out as a deep copy on each hit.
 	claims Claims
+	// size is what the entry counts against the byte bound (set by put).
+	size int64
 }
 
-func newTokenCache(max int) *tokenCache {
-	return &tokenCache{max: max, entries: make(map[string]*cachedToken)}
+func newTokenCache(max int, maxBytes int64) *tokenCache {
+	return &tokenCache{max: max, maxBytes: maxBytes, entries: make(map[string]*cachedToken)}
+}
+
+// entrySize is the memory an entry for token raw holding e keeps alive: the
+// key, the claim strings (the scopes are substrings of one decoded string, a
+// header each) and entryOverhead.
+func entrySize(raw string, e *cachedToken) int64 {
+	n := int64(len(raw)) + int64(len(e.claims.Subject)) + int64(len(e.claims.Issuer)) + entryOverhead
+	for _, s := range e.claims.Scopes {
+		n += int64(len(s)) + 16
+	}
+	return n
 }
 
 // get returns the cached entry for raw if it was verified under keys.
@@ -59,28 +92,45 @@ func (c *tokenCache) get(raw string, keys *keySet) *cachedToken {
 	return e
 }
 
-// put records a verified token. When the cache is full it first drops entries
-// that can never hit again (expired, or verified under a replaced key set);
-// if that is not enough it drops arbitrary entries (Go's map order is
-// randomised, so this is random eviction) down to 7/8 of the bound, so the
-// O(n) sweep runs at most once per max/8 insertions.
+// put records a verified token. When the cache would pass its entry or byte
+// bound it first drops entries that can never hit again (expired, or
+// verified under a replaced key set); if that is not enough it drops
+// arbitrary entries (Go's map order is randomised, so this is random
+// eviction) down to 7/8 of both bounds, so the O(n) sweep runs at most once
+// per max/8 insertions or maxBytes/8 bytes. An entry larger than the whole
+// byte bound is not cached.
 func (c *tokenCache) put(raw string, e *cachedToken, now time.Time) {
+	e.size = entrySize(raw, e)
+	if e.size > c.maxBytes {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.entries[raw]; !ok && len(c.entries) >= c.max {
+	if old, ok := c.entries[raw]; ok {
+		c.bytes -= old.size
+		delete(c.entries, raw)
+	}
+	if len(c.entries) >= c.max || c.bytes+e.size > c.maxBytes {
 		for k, old := range c.entries {
 			if old.keys != e.keys || !now.Before(old.expiresAt) {
-				delete(c.entries, k)
+				c.drop(k, old)
 			}
 		}
-		for k := range c.entries {
-			if len(c.entries) < c.max-c.max/8 {
+		for k, old := range c.entries {
+			if len(c.entries) < c.max-c.max/8 && c.bytes+e.size <= c.maxBytes-c.maxBytes/8 {
 				break
 			}
-			delete(c.entries, k)
+			c.drop(k, old)
 		}
 	}
 	c.entries[raw] = e
+	c.bytes += e.size
+}
+
+// drop removes entry k (its value e); c.mu is held.
+func (c *tokenCache) drop(k string, e *cachedToken) {
+	delete(c.entries, k)
+	c.bytes -= e.size
 }
 
 // len is the number of entries (tests).
@@ -88,6 +138,13 @@ func (c *tokenCache) len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return len(c.entries)
+}
+
+// usedBytes is the sum of the entries' sizes (tests).
+func (c *tokenCache) usedBytes() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.bytes
 }
 
 // newCachedToken builds the entry for verified claims tc that produced out.

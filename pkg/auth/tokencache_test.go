@@ -146,7 +146,7 @@ func TestTokenCacheIsBounded(t *testing.T) {
 
 func TestTokenCacheEvictsExpiredFirst(t *testing.T) {
 	ks := newKeySet([]kidKey{{key: &keyA.PublicKey}})
-	c := newTokenCache(4)
+	c := newTokenCache(4, 1<<20)
 	for i := range 4 {
 		c.put(fmt.Sprint("old", i), &cachedToken{keys: ks, expiresAt: testNow.Add(time.Minute)}, testNow)
 	}

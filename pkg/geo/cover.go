@@ -1,6 +1,7 @@
 package geo
 
 import (
+	"context"
 	"math"
 	"slices"
 
@@ -39,14 +40,38 @@ const (
 // most Level. It only holds parameters, so concurrent use is safe.
 var initialCoverer = &s2.RegionCoverer{MaxLevel: Level, LevelMod: 1, MaxCells: 4}
 
+// CoverPolygon validates a polygon outline and returns its level-13 covering
+// under the default limits of one request (NewBudget), with no deadline.
+func CoverPolygon(vertices []models.LatLng) ([]models.CellID, error) {
+	b := defaultBudget(context.Background())
+	return b.CoverPolygon(vertices)
+}
+
+// CoverCircle returns the level-13 covering of a circle under the default
+// limits of one request (NewBudget), with no deadline.
+func CoverCircle(center models.LatLng, radiusMeters float64) ([]models.CellID, error) {
+	b := defaultBudget(context.Background())
+	return b.CoverCircle(center, radiusMeters)
+}
+
 // CoverPolygon validates a polygon outline and returns its level-13 covering,
 // applying the rules of spec §4 in order: vertex count and coordinate ranges;
 // no crossing or touching non-adjacent edges; loop validity; normalisation to
 // the smaller region (either winding order); area limit (CodeAreaTooLarge);
 // a zero-area (collinear) outline is covered as a polyline. Any other failure
 // is CodeBadRequest with a message naming the offending vertices or edges.
-func CoverPolygon(vertices []models.LatLng) ([]models.CellID, error) {
-	pts, err := validOutline(vertices)
+//
+// Before that, the outline's vertices are charged to b (CodeBadRequest over
+// MaxVerticesPerPolygon or the request's rest), and the work stops with
+// CodeBadRequest ("area too complex") as soon as the covering would exceed
+// the cells or work left in b, or with CodeUnavailable once b's context has
+// ended. Within the budget the cells are exactly those of the unbounded
+// covering.
+func (b *Budget) CoverPolygon(vertices []models.LatLng) ([]models.CellID, error) {
+	if err := b.takeVertices(len(vertices), "polygon"); err != nil {
+		return nil, err
+	}
+	pts, err := validOutline(vertices, b)
 	if err != nil {
 		return nil, err
 	}
@@ -56,21 +81,25 @@ func CoverPolygon(vertices []models.LatLng) ([]models.CellID, error) {
 			"polygon area %.1f km² exceeds the limit of %.0f km²", km2, MaxAreaKm2)
 	}
 	if steradians == 0 {
-		return coverPolyline(pts), nil
+		return coverPolyline(pts, b)
 	}
-	return coverLoop(loop, pts), nil
+	return coverLoop(loop, pts, b)
 }
 
 // CoverCircle returns the level-13 covering of a circle, approximated (spec
 // §4) by the regular 20-vertex polygon whose vertices lie on the circle. The
 // radius must be positive and finite (spec §3.4); circles whose polygon
-// exceeds MaxAreaKm2 get CodeAreaTooLarge.
-func CoverCircle(center models.LatLng, radiusMeters float64) ([]models.CellID, error) {
+// exceeds MaxAreaKm2 get CodeAreaTooLarge. The 20 vertices and the covering
+// are charged to b as CoverPolygon does.
+func (b *Budget) CoverCircle(center models.LatLng, radiusMeters float64) ([]models.CellID, error) {
 	if !(radiusMeters > 0) || math.IsInf(radiusMeters, 1) {
 		return nil, models.Errorf(models.CodeBadRequest,
 			"circle radius must be a positive, finite number of metres; got %v", radiusMeters)
 	}
 	if err := checkLatLng(center, "circle center", -1); err != nil {
+		return nil, err
+	}
+	if err := b.takeVertices(circleVertices, "circle"); err != nil {
 		return nil, err
 	}
 	radius := radiusMeters / EarthRadiusMeters
@@ -94,16 +123,21 @@ func CoverCircle(center models.LatLng, radiusMeters float64) ([]models.CellID, e
 			km2, radiusMeters, MaxAreaKm2)
 	}
 	if steradians == 0 {
-		return coverPolyline(pts), nil
+		return coverPolyline(pts, b)
 	}
-	return coverLoop(loop, pts), nil
+	return coverLoop(loop, pts, b)
 }
 
 // AreaKm2 returns the area in km² of the smaller region a valid polygon
 // outline encloses (spec §4 rules 1–4 and the rule 5 formula), or the
-// CodeBadRequest error CoverPolygon would return for it.
+// CodeBadRequest error CoverPolygon would return for it (the vertex limit
+// included).
 func AreaKm2(vertices []models.LatLng) (float64, error) {
-	pts, err := validOutline(vertices)
+	b := defaultBudget(context.Background())
+	if err := b.takeVertices(len(vertices), "polygon"); err != nil {
+		return 0, err
+	}
+	pts, err := validOutline(vertices, &b)
 	if err != nil {
 		return 0, err
 	}
@@ -112,8 +146,9 @@ func AreaKm2(vertices []models.LatLng) (float64, error) {
 }
 
 // validOutline applies spec §4 rules 1–3 and returns the outline as S2
-// points (a fresh slice the caller owns).
-func validOutline(vertices []models.LatLng) ([]s2.Point, error) {
+// points (a fresh slice the caller owns). The crossing checks are charged
+// to b.
+func validOutline(vertices []models.LatLng, b *Budget) ([]s2.Point, error) {
 	if len(vertices) < 3 {
 		return nil, models.Errorf(models.CodeBadRequest,
 			"polygon has %d vertices; at least 3 are required", len(vertices))
@@ -125,7 +160,7 @@ func validOutline(vertices []models.LatLng) ([]s2.Point, error) {
 		}
 		pts[i] = s2.PointFromLatLng(s2.LatLngFromDegrees(v.Lat, v.Lng))
 	}
-	if err := checkNonAdjacentEdges(pts); err != nil {
+	if err := checkNonAdjacentEdges(pts, b); err != nil {
 		return nil, err
 	}
 	if err := checkLoopEdges(pts); err != nil {
@@ -162,19 +197,54 @@ func smallerRegionOf(loop *s2.Loop) (*s2.Loop, float64) {
 // vertices are added: they intersect the closed polygon by definition, and
 // this guarantees a non-empty result for loops so thin that S2's interior
 // tests see almost nothing.
-func coverLoop(loop *s2.Loop, pts []s2.Point) []models.CellID {
-	return toCells(cover(newPlanarLoop(loop, pts), len(pts)), pts)
+func coverLoop(loop *s2.Loop, pts []s2.Point, b *Budget) ([]models.CellID, error) {
+	return coverRegion(newPlanarLoop(loop, pts), pts, b)
 }
 
 // coverPolyline covers a zero-area outline as the polyline through its
 // vertices (spec §4 rule 6).
-func coverPolyline(pts []s2.Point) []models.CellID {
+func coverPolyline(pts []s2.Point, b *Budget) ([]models.CellID, error) {
 	line := s2.Polyline(pts)
-	return toCells(cover(&line, len(pts)), pts)
+	return coverRegion(&line, pts, b)
+}
+
+// coverRegion covers region (whose vertices are pts) under b's budget and
+// charges the cells it returns to b.
+func coverRegion(region s2.Region, pts []s2.Point, b *Budget) ([]models.CellID, error) {
+	limit, _ := b.volumeCells()
+	w := walker{region: region, budget: b, limit: limit, cost: len(pts)}
+	cu := w.cover(len(pts))
+	if w.err == nil {
+		w.pay(w.tests % ctxCheckEvery) // the tests not yet paid for
+	}
+	if w.err != nil {
+		return nil, w.err
+	}
+	cells := toCells(cu, pts)
+	if len(cells) > limit {
+		// The vertex cells toCells adds took it over.
+		return nil, b.tooManyCells()
+	}
+	b.cells -= len(cells)
+	return cells, nil
+}
+
+// walker computes a covering under a budget: at most limit cells, cost
+// work units per cell test taken from budget.work, and a look at the
+// context every ctxCheckEvery tests. The first limit hit stops the walk
+// and is kept in err.
+type walker struct {
+	region s2.Region
+	budget *Budget
+	limit  int
+	cost   int
+	tests  int
+	out    []uint64
+	err    error
 }
 
 // cover returns the level-Level cells of region in S2 (uint64) order, with
-// room for extra more cells at the end.
+// room for extra more cells at the end, or stops with w.err set.
 //
 // It computes exactly what s2.RegionCoverer{MinLevel: Level, MaxLevel:
 // Level, LevelMod: 1, MaxCells: math.MaxInt32}.Covering(region) returns,
@@ -189,29 +259,68 @@ func coverPolyline(pts []s2.Point) []models.CellID {
 // them already sorted: no candidate objects, priority queue, normalisation
 // or denormalisation. TestCoverMatchesRegionCoverer checks the equality on
 // many random polygons, circles and polylines.
-func cover(region s2.Region, extra int) []uint64 {
-	out := make([]uint64, 0, 16+extra)
-	for _, id := range initialCoverer.FastCovering(region) {
-		if c := s2.CellFromCellID(id); region.IntersectsCell(c) {
-			out = descend(region, c, out)
+//
+// The budget only ever stops the walk: it never skips a cell, so a walk
+// that ends without error has found every cell. The output is counted as it
+// grows, so an outline of a million cells costs the time and memory of
+// limit cells before it is refused.
+func (w *walker) cover(extra int) []uint64 {
+	w.out = make([]uint64, 0, min(16+extra, w.limit))
+	for _, id := range initialCoverer.FastCovering(w.region) {
+		if c := s2.CellFromCellID(id); w.intersects(c) {
+			w.descend(c)
+		}
+		if w.err != nil {
+			return nil
 		}
 	}
-	return out
+	return w.out
+}
+
+// intersects is region.IntersectsCell(c) once the test is paid for; it
+// reports false, with w.err set, when the budget is spent. Tests are paid
+// for ctxCheckEvery at a time, with the look at the context, so that the
+// common path only counts.
+func (w *walker) intersects(c s2.Cell) bool {
+	if w.tests++; w.tests%ctxCheckEvery == 0 {
+		if !w.pay(ctxCheckEvery) {
+			return false
+		}
+	}
+	return w.region.IntersectsCell(c)
+}
+
+// pay charges n tests to the budget and looks at the context.
+func (w *walker) pay(n int) bool {
+	b := w.budget
+	if b.work -= n * w.cost; b.work < 0 {
+		w.err = tooMuchWork()
+		return false
+	}
+	w.err = b.checkCtx()
+	return w.err == nil
 }
 
 // descend appends the level-Level cells under c (which intersects region)
 // that intersect region, in order.
-func descend(region s2.Region, c s2.Cell, out []uint64) []uint64 {
+func (w *walker) descend(c s2.Cell) {
 	id := c.ID()
 	if c.Level() >= Level {
-		return append(out, uint64(id))
+		if len(w.out) >= w.limit {
+			w.err = w.budget.tooManyCells()
+			return
+		}
+		w.out = append(w.out, uint64(id))
+		return
 	}
 	for child, end := id.ChildBegin(), id.ChildEnd(); child != end; child = child.Next() {
-		if cc := s2.CellFromCellID(child); region.IntersectsCell(cc) {
-			out = descend(region, cc, out)
+		if cc := s2.CellFromCellID(child); w.intersects(cc) {
+			w.descend(cc)
+		}
+		if w.err != nil {
+			return
 		}
 	}
-	return out
 }
 
 // toCells bit-casts the covering (sorted as uint64) to models.CellID (spec

@@ -365,7 +365,7 @@ func TestSweepMatchesBruteForce(t *testing.T) {
 			pts[k] = s2.PointFromLatLng(s2.LatLngFromDegrees(lat, lng))
 		}
 		want := bruteForceCrossing(pts)
-		got := checkNonAdjacentEdges(pts) != nil
+		got := checkNonAdjacentEdges(pts, unlimited()) != nil
 		if got != want {
 			t.Fatalf("iteration %d (n=%d): sweep says %v, brute force %v", iter, n, got, want)
 		}
@@ -393,16 +393,21 @@ func TestLargeOutlineIsFast(t *testing.T) {
 	for k, v := range poly {
 		pts[k] = s2.PointFromLatLng(s2.LatLngFromDegrees(v.Lat, v.Lng))
 	}
-	if err := checkNonAdjacentEdges(pts); err != nil {
+	if err := checkNonAdjacentEdges(pts, unlimited()); err != nil {
 		t.Fatal(err)
 	}
-	cells, err := CoverPolygon(poly)
+	cells, err := unlimited().CoverPolygon(poly)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkCellSet(t, cells)
+	// A request may not send that many: the limit answers before any work.
+	if _, err := CoverPolygon(poly); models.CodeOf(err) != models.CodeBadRequest ||
+		!strings.Contains(err.Error(), "at most 2000 are allowed") {
+		t.Fatalf("5000 vertices under the default limits: got %v, want the vertex limit", err)
+	}
 	poly[n/2] = poly[10] // now two non-adjacent edges share a vertex
-	if _, err := CoverPolygon(poly); models.CodeOf(err) != models.CodeBadRequest {
+	if _, err := unlimited().CoverPolygon(poly); models.CodeOf(err) != models.CodeBadRequest {
 		t.Fatalf("got %v, want bad request", err)
 	}
 }

@@ -81,7 +81,7 @@ func TestCoverMatchesRegionCoverer(t *testing.T) {
 		// area limit.
 		rKm := []float64{0.01, 0.3, 1, 2, 5, 15, 28}[rng.IntN(7)] * (0.5 + rng.Float64())
 		verts := randomOutline(rng, lat, lng, rKm, 3+rng.IntN(20))
-		pts, err := validOutline(verts)
+		pts, err := validOutline(verts, unlimited())
 		if err != nil {
 			continue // self-crossing or degenerate random outline
 		}
@@ -91,11 +91,11 @@ func TestCoverMatchesRegionCoverer(t *testing.T) {
 		}
 		var got, want []models.CellID
 		if area == 0 {
-			got = coverPolyline(pts)
+			got = mustCover(t)(coverPolyline(pts, unlimited()))
 			line := s2.Polyline(pts)
 			want = refToCells(refCoverer.Covering(&line), pts)
 		} else {
-			got = coverLoop(loop, pts)
+			got = mustCover(t)(coverLoop(loop, pts, unlimited()))
 			want = refToCells(refCoverer.Covering(loop), pts)
 		}
 		if !slices.Equal(got, want) {
@@ -118,7 +118,7 @@ func TestCoverMatchesRegionCoverer(t *testing.T) {
 		if area*earthAreaKm2/(4*math.Pi) > MaxAreaKm2 || area == 0 {
 			continue
 		}
-		got, want := coverLoop(loop, pts), refToCells(refCoverer.Covering(loop), pts)
+		got, want := mustCover(t)(coverLoop(loop, pts, unlimited())), refToCells(refCoverer.Covering(loop), pts)
 		if !slices.Equal(got, want) {
 			t.Fatalf("circle %d at %v,%v r=%v: got %v, want %v", i, lat, lng, radius, got, want)
 		}
@@ -130,7 +130,7 @@ func TestCoverMatchesRegionCoverer(t *testing.T) {
 			line[k] = s2.InterpolateAtDistance(s1.Angle(f), c, s2.PointFromLatLng(s2.LatLngFromDegrees(lat+1, lng+0.5)))
 		}
 		pl := s2.Polyline(line)
-		if got, want := coverPolyline(line), refToCells(refCoverer.Covering(&pl), line); !slices.Equal(got, want) {
+		if got, want := mustCover(t)(coverPolyline(line, unlimited())), refToCells(refCoverer.Covering(&pl), line); !slices.Equal(got, want) {
 			t.Fatalf("polyline %d: got %v, want %v", i, got, want)
 		}
 	}
@@ -149,7 +149,7 @@ func TestCoverPolygonMatchesReferenceEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pts, err := validOutline(poly)
+		pts, err := validOutline(poly, unlimited())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,5 +157,16 @@ func TestCoverPolygonMatchesReferenceEndToEnd(t *testing.T) {
 		if want := refToCells(refCoverer.Covering(loop), pts); !slices.Equal(got, want) {
 			t.Fatalf("%v: got %v, want %v", poly[0], got, want)
 		}
+	}
+}
+
+// mustCover unwraps a covering that cannot fail (an unlimited budget).
+func mustCover(t *testing.T) func([]models.CellID, error) []models.CellID {
+	return func(cells []models.CellID, err error) []models.CellID {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cells
 	}
 }

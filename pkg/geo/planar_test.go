@@ -48,14 +48,14 @@ func TestPlanarLoopMatchesS2OnCellBoundaries(t *testing.T) {
 			verts[k] = models.LatLng{Lat: ll.Lat.Degrees(), Lng: ll.Lng.Degrees()}
 		}
 		for _, vs := range [][]s2.Point{pts, exact(verts)} {
-			if _, err := validOutline(pointsToLatLng(vs)); err != nil || s2.LoopFromPoints(slices.Clone(vs)).Validate() != nil {
+			if _, err := validOutline(pointsToLatLng(vs), unlimited()); err != nil || s2.LoopFromPoints(slices.Clone(vs)).Validate() != nil {
 				continue
 			}
 			loop, area := smallerRegionOf(s2.LoopFromPoints(slices.Clone(vs)))
 			if area == 0 {
 				continue
 			}
-			got := coverLoop(loop, vs)
+			got := mustCover(t)(coverLoop(loop, vs, unlimited()))
 			want := refToCells(refCoverer.Covering(loop), vs)
 			if !slices.Equal(got, want) {
 				t.Fatalf("run %d: %v: got %v, want %v", i, vs, got, want)

@@ -35,8 +35,11 @@ const antipodalChord = 2e-12
 // Rather than testing all n²/2 pairs (a large outline in a request body
 // would make that a cheap denial of service), edges are sorted by a
 // conservative interval of one coordinate and only pairs whose intervals
-// overlap are tested.
-func checkNonAdjacentEdges(pts []s2.Point) error {
+// overlap are tested. Each pair tested costs pairCost work units of b (an
+// outline whose edges all overlap on every axis, such as a comb of long
+// teeth, still has n²/2 pairs), and b's context is looked at every
+// ctxCheckEvery pairs.
+func checkNonAdjacentEdges(pts []s2.Point, b *Budget) error {
 	n := len(pts)
 	if n < 4 {
 		return nil
@@ -60,6 +63,7 @@ func checkNonAdjacentEdges(pts []s2.Point) error {
 		}
 		return cmp.Compare(x.edge, y.edge)
 	})
+	tested := 0
 	for x, s := range spans {
 		for _, t := range spans[x+1:] {
 			if t.lo > s.hi {
@@ -68,6 +72,14 @@ func checkNonAdjacentEdges(pts []s2.Point) error {
 			i, j := min(s.edge, t.edge), max(s.edge, t.edge)
 			if j-i == 1 || j-i == n-1 {
 				continue // adjacent edges share a vertex by construction
+			}
+			if b.work -= pairCost; b.work < 0 {
+				return tooMuchWork()
+			}
+			if tested++; tested%ctxCheckEvery == 0 {
+				if err := b.checkCtx(); err != nil {
+					return err
+				}
 			}
 			if err := checkEdgePair(pts, i, j); err != nil {
 				return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -319,9 +320,10 @@ func TestSingleNodeRestartLoop(t *testing.T) {
 	}
 }
 
-// An entry the state machine cannot decode stops the node with a clear error
-// instead of being skipped.
-func TestUndecodableEntryStopsNode(t *testing.T) {
+// An entry the state machine cannot decode halts the node with a clear
+// error instead of being skipped: it stays up, applies nothing more, answers
+// ErrHalted at once, and halts again at the same index after a restart.
+func TestUndecodableEntryHaltsNode(t *testing.T) {
 	c := makeCluster(t, 1)
 	c.waitLeader(5 * time.Second)
 	c.mustPut(1, "fine")
@@ -330,14 +332,39 @@ func TestUndecodableEntryStopsNode(t *testing.T) {
 		t.Fatalf("poison write: got %v, want ErrIndeterminate", err)
 	}
 	select {
-	case <-c.store(1).Done():
+	case <-c.store(1).Node().Halted():
 	case <-time.After(5 * time.Second):
-		t.Fatal("node did not stop on an undecodable entry")
+		t.Fatal("node did not halt on an undecodable entry")
 	}
-	if err := c.store(1).Err(); !errors.Is(err, ErrUndecodable) {
-		t.Fatalf("node error %v, want ErrUndecodable", err)
+	st := c.store(1).Status()
+	if st.HaltedIndex == 0 || st.Applied >= st.HaltedIndex || !strings.Contains(st.HaltedReason, "poison") {
+		t.Fatalf("status after halt: %+v", st)
 	}
-	if _, err := c.put(1, "after", time.Second); !errors.Is(err, ErrIndeterminate) && !errors.Is(err, consensus.ErrStopped) {
-		t.Fatalf("write after fatal stop: %v", err)
+	select {
+	case <-c.store(1).Done():
+		t.Fatalf("halted node stopped: %v", c.store(1).Err())
+	default:
+	}
+	start := time.Now()
+	if _, err := c.put(1, "after", 5*time.Second); !errors.Is(err, ErrHalted) {
+		t.Fatalf("write on a halted node: %v, want ErrHalted", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, err = c.store(1).Read(ctx, func() (any, error) { return nil, nil })
+	cancel()
+	if !errors.Is(err, ErrHalted) || time.Since(start) > 2*time.Second {
+		t.Fatalf("read on a halted node: %v after %v, want ErrHalted at once", err, time.Since(start))
+	}
+	c.restart(1)
+	select {
+	case <-c.store(1).Node().Halted():
+	case <-time.After(5 * time.Second):
+		t.Fatal("restarted node did not halt again")
+	}
+	if st2 := c.store(1).Status(); st2.HaltedIndex != st.HaltedIndex || st2.Applied != st.Applied {
+		t.Fatalf("after restart: %+v, before: %+v", st2, st)
+	}
+	if n := c.rec(1).counts()["fine"]; n != 1 {
+		t.Fatalf("entry before the halt applied %d times", n)
 	}
 }

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/raftdss/dss/pkg/store"
@@ -54,7 +55,19 @@ type OperationMachine[R any] struct {
 	reg  *store.Registry[R]
 	repo Repo[R]
 	opts OperationOptions
+	// known has bit t set for every OpType registered when the machine was
+	// built: CheckPayload's lookup, without the registry's lock.
+	known *[1 << 16 / 64]uint64
 }
+
+var _ PayloadChecker = (*OperationMachine[struct{}])(nil)
+
+// ErrBadOperation is the outcome (wrapped) of a committed entry whose
+// operation payload does not decode although its envelope and operation
+// type are valid, or that is a read-only operation in the log of a node
+// without OperationOptions.ReadsViaLog. The entry is applied as a failed
+// operation: the state is unchanged and the proposer gets this error.
+var ErrBadOperation = errors.New("raftstore: operation payload does not decode; applied as a failed operation")
 
 // NewOperationMachine returns the state machine for reg's operations over
 // repo, with the zero (production) OperationOptions.
@@ -65,7 +78,25 @@ func NewOperationMachine[R any](reg *store.Registry[R], repo Repo[R]) *Operation
 // NewOperationMachineWith is NewOperationMachine with opts. An
 // OperationStore over the machine follows the same opts.
 func NewOperationMachineWith[R any](reg *store.Registry[R], repo Repo[R], opts OperationOptions) *OperationMachine[R] {
-	return &OperationMachine[R]{reg: reg, repo: repo, opts: opts}
+	known := new([1 << 16 / 64]uint64)
+	for _, t := range reg.Types() {
+		known[uint16(t)/64] |= 1 << (uint16(t) % 64)
+	}
+	return &OperationMachine[R]{reg: reg, repo: repo, opts: opts, known: known}
+}
+
+// CheckPayload implements PayloadChecker: the payload names an operation
+// type registered when the machine was built. It does not decode the
+// operation.
+func (m *OperationMachine[R]) CheckPayload(data []byte) error {
+	if len(data) < 2 {
+		return fmt.Errorf("%w: operation payload of %d bytes", ErrUndecodable, len(data))
+	}
+	t := binary.BigEndian.Uint16(data)
+	if m.known[t/64]&(1<<(t%64)) == 0 {
+		return fmt.Errorf("%w: unregistered operation type %d", ErrUndecodable, t)
+	}
+	return nil
 }
 
 // Options returns the options the machine was built with.
@@ -106,12 +137,48 @@ func (m *OperationMachine[R]) DecodeOperation(data []byte) (store.Operation[R], 
 // Apply decodes (DecodeOperation) and executes one operation through
 // Repo.Apply, a read-only one too (under ReadsViaLog). An undecodable entry
 // changes nothing.
+//
+// Which decode failures halt the node and which are a failed operation:
+//
+//   - A payload too short to name an operation type, or naming a type this
+//     build does not register, returns ErrUndecodable: the node halts at the
+//     entry. The peer-message check (CheckPayload) keeps such entries out of
+//     the log, so one there was written by a newer version or is
+//     corruption; applying it as a no-op could diverge from replicas that
+//     know the type.
+//   - A registered type whose payload fails its codec, or a read-only
+//     operation in the log without ReadsViaLog, is applied as a failed
+//     operation (ErrBadOperation, state unchanged): the decision depends
+//     only on the bytes and the registry, so every replica of the same build
+//     decides alike, and a read changes nothing on the replicas that do run
+//     it. Halting instead would let one malformed proposal, which only a
+//     full decode could catch and which the hot-path check therefore lets
+//     through, stop every replica at the same index: the whole cluster.
+//     The cost is that codecs must stay backward compatible: a new build
+//     must decode what an old one wrote, and must not propose an encoding
+//     the old build cannot read while old builds still run (the same rule
+//     as for new operation types).
 func (m *OperationMachine[R]) Apply(index uint64, data []byte) (any, error) {
-	op, err := m.DecodeOperation(data)
+	op, err := m.DecodeEntry(index, data)
 	if err != nil {
 		return nil, err
 	}
 	return m.repo.Apply(index, op)
+}
+
+// DecodeEntry decodes the committed entry at index for Apply: an error wraps
+// ErrUndecodable (halt) or ErrBadOperation (a failed operation), as Apply
+// documents.
+func (m *OperationMachine[R]) DecodeEntry(index uint64, data []byte) (store.Operation[R], error) {
+	if err := m.CheckPayload(data); err != nil {
+		return nil, err
+	}
+	op, err := m.DecodeOperation(data)
+	if err != nil {
+		// %v, not %w: the cause wraps ErrUndecodable, which would halt.
+		return nil, fmt.Errorf("%w: entry %d: %v", ErrBadOperation, index, err)
+	}
+	return op, nil
 }
 
 // Snapshot implements StateMachine.

@@ -140,12 +140,25 @@ func TestOperationStore(t *testing.T) {
 	if got := c.store(1).Status().Applied; got != applied {
 		t.Fatalf("reads advanced the applied index from %d to %d", applied, got)
 	}
-	// An undecodable operation payload, or a read-only operation (reads
-	// never enter the log), is refused by the machine, unchanged.
+	// A payload naming no registered type halts (ErrUndecodable); a
+	// registered type whose payload does not decode, or a read-only
+	// operation (reads never enter the log), is a failed operation
+	// (ErrBadOperation). Neither changes anything.
 	m := c.sm(1).(*OperationMachine[*counters])
-	for _, bad := range [][]byte{nil, {0}, {0, 9, '{'}, {0, 1, '{'}, {0, 2, '{', '}'}} {
+	for _, bad := range [][]byte{nil, {0}, {0, 9, '{'}} {
 		if _, err := m.Apply(0, bad); !errors.Is(err, ErrUndecodable) {
 			t.Fatalf("Apply(%x): %v, want ErrUndecodable", bad, err)
+		}
+		if err := m.CheckPayload(bad); !errors.Is(err, ErrUndecodable) {
+			t.Fatalf("CheckPayload(%x): %v, want ErrUndecodable", bad, err)
+		}
+	}
+	for _, bad := range [][]byte{{0, 1, '{'}, {0, 2, '{', '}'}} {
+		if _, err := m.Apply(0, bad); !errors.Is(err, ErrBadOperation) || errors.Is(err, ErrUndecodable) {
+			t.Fatalf("Apply(%x): %v, want ErrBadOperation only", bad, err)
+		}
+		if err := m.CheckPayload(bad); err != nil {
+			t.Fatalf("CheckPayload(%x) of a registered type: %v", bad, err)
 		}
 	}
 }
@@ -257,8 +270,8 @@ func TestDecodeOperationReadsViaLog(t *testing.T) {
 	if _, err := plain.DecodeOperation(payload); !errors.Is(err, ErrUndecodable) {
 		t.Fatalf("plain DecodeOperation of a read: %v, want ErrUndecodable", err)
 	}
-	if _, err := plain.Apply(7, payload); !errors.Is(err, ErrUndecodable) {
-		t.Fatalf("plain Apply of a read: %v, want ErrUndecodable", err)
+	if _, err := plain.Apply(7, payload); !errors.Is(err, ErrBadOperation) || errors.Is(err, ErrUndecodable) {
+		t.Fatalf("plain Apply of a read: %v, want ErrBadOperation (a failed operation)", err)
 	}
 	if len(plainRepo.reads()) != 0 {
 		t.Fatal("the refused read reached the repository")

@@ -26,6 +26,11 @@ var (
 	// entry it cannot decode. It is fatal: the node stops rather than skip
 	// or half-apply a committed entry that every replica must apply alike.
 	ErrUndecodable = errors.New("raftstore: undecodable entry")
+	// ErrHalted is returned (wrapped, with the index and the reason) by
+	// Transact and Read on a node that halted at a committed entry it
+	// cannot apply (consensus.Status.HaltedIndex): it answers nothing more
+	// until it is replaced or upgraded (consensus.HaltRecovery).
+	ErrHalted = errors.New("raftstore: node halted at an entry it cannot apply")
 	// ErrStopped is returned once the store has stopped.
 	ErrStopped = errors.New("raftstore: stopped")
 	// ErrNoQuorum is returned (wrapping the context error) by Read when no
@@ -50,7 +55,8 @@ var (
 // Apply must be deterministic (a function of the state and data) and
 // all-or-nothing. Its error is the operation's outcome (returned to the
 // proposer like a result) and must leave the state unchanged, except an error
-// wrapping ErrUndecodable, which stops the node. Snapshot serialises the
+// wrapping ErrUndecodable, which halts the node at that entry
+// (consensus.Status.HaltedIndex). Snapshot serialises the
 // state as of the last Apply; Restore replaces the whole state with one.
 type StateMachine interface {
 	Apply(index uint64, data []byte) (result any, err error)
@@ -215,6 +221,9 @@ func nextEpoch(dir string) (uint64, error) {
 // after an election timeout without an outcome. When ctx ends first, or the
 // store stops, the error wraps ErrIndeterminate.
 func (s *Store) Transact(ctx context.Context, payload []byte) (any, error) {
+	if err := s.halted(); err != nil {
+		return nil, err
+	}
 	p := &pendingProposal{payload: payload, ch: make(chan outcome, 1)}
 	s.mu.Lock()
 	p.seq = s.nextSeq
@@ -237,6 +246,10 @@ func (s *Store) Transact(ctx context.Context, payload []byte) (any, error) {
 		return s.abandon(p, ctx.Err())
 	case <-s.node.Done():
 		return s.abandon(p, ErrStopped)
+	case <-s.node.Halted():
+		// Nothing more is applied here: the proposal may still commit
+		// elsewhere, so its outcome is unknown.
+		return s.abandon(p, s.halted())
 	}
 }
 
@@ -289,10 +302,18 @@ func (s *Store) Read(ctx context.Context, fn func() (any, error)) (any, error) {
 // Barrier waits until this node has applied everything committed when it
 // was called (batched ReadIndex).
 func (s *Store) Barrier(ctx context.Context) error {
+	if err := s.halted(); err != nil {
+		return err
+	}
 	err := s.node.ReadBarrier(ctx)
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, consensus.ErrHalted):
+		if herr := s.halted(); herr != nil {
+			return herr
+		}
+		return ErrHalted
 	case errors.Is(err, consensus.ErrStopped):
 		return ErrStopped
 	case ctx.Err() != nil:
@@ -300,6 +321,16 @@ func (s *Store) Barrier(ctx context.Context) error {
 	default:
 		return err
 	}
+}
+
+// halted returns an error wrapping ErrHalted, naming the entry and the
+// reason, once the node halted; nil otherwise.
+func (s *Store) halted() error {
+	st := s.node.Status()
+	if !st.Halted() {
+		return nil
+	}
+	return fmt.Errorf("%w: entry %d: %s", ErrHalted, st.HaltedIndex, st.HaltedReason)
 }
 
 // Status reports the node's view of the cluster.
@@ -376,6 +407,34 @@ func (s *Store) reproposeLoop() {
 // applier is the consensus.Application side of the store, kept unexported
 // so Apply/Snapshot/Restore are not part of Store's API.
 type applier struct{ s *Store }
+
+// PayloadChecker is optionally implemented by a StateMachine that can tell
+// cheaply, from its framing alone (a version, a registered kind), whether an
+// operation payload is one it could decode. The store's entry check
+// (consensus.EntryChecker) calls it for every entry a peer sends, before
+// raft sees it, on the hot path of replication: it must not decode the
+// payload.
+type PayloadChecker interface {
+	CheckPayload(payload []byte) error
+}
+
+var _ consensus.EntryChecker = applier{}
+
+// CheckEntry implements consensus.EntryChecker: the envelope decodes (known
+// version, proposal ID) and, when the StateMachine is a PayloadChecker, its
+// payload passes CheckPayload. An entry that fails would halt every replica
+// that applies it (Apply: ErrUndecodable), so the node refuses the message
+// that carries it.
+func (a applier) CheckEntry(data []byte) error {
+	env, err := decodeEnvelope(data)
+	if err != nil {
+		return err
+	}
+	if pc, ok := a.s.sm.(PayloadChecker); ok {
+		return pc.CheckPayload(env.payload)
+	}
+	return nil
+}
 
 func (a applier) Apply(index uint64, data []byte) error {
 	s := a.s

@@ -554,6 +554,7 @@ func (n *Node) applyConfChange(cc raftpb.ConfChangeI) {
 			n.members.removed = slices.Insert(n.members.removed, i, id)
 		}
 	}
+	n.publishPeersLocked()
 	n.memberMu.Unlock()
 
 	if err == nil && id != 0 {
@@ -600,6 +601,7 @@ func (n *Node) setMembership(cs *raftpb.ConfState, rec memberRecord) {
 	n.memberMu.Lock()
 	n.confState = cs
 	n.members = rec
+	n.publishPeersLocked()
 	n.memberMu.Unlock()
 	if n.tr == nil {
 		return // New registers the peers once the transport exists

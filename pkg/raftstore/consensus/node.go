@@ -25,6 +25,10 @@ import (
 // Stop or by a fatal error (see Node.Err).
 var ErrStopped = errors.New("consensus: node stopped")
 
+// ErrHalted is returned by a Node's Propose, ReadBarrier and WaitApplied
+// once it has halted: a committed entry could not be applied (Status.Halted).
+var ErrHalted = errors.New("consensus: node halted at an entry it cannot apply")
+
 // Application is the replicated state machine the node drives.
 //
 // The node calls the methods one at a time, each after the previous one
@@ -35,9 +39,13 @@ var ErrStopped = errors.New("consensus: node stopped")
 // later calls. Apply is called for every committed normal entry with
 // non-empty data, in log order, each index once per process lifetime; after a
 // restart the Application is first restored from the newest snapshot and
-// then receives the entries after it again. An error from any method is
-// fatal: the node stops and Err reports it, so an entry is never half-applied
-// and skipped.
+// then receives the entries after it again. An error from Snapshot or Restore
+// is fatal: the node stops and Err reports it. An error from Apply halts the
+// node at that entry (Status.Halted): it applies nothing more, so an entry
+// is never half-applied or skipped, but stays up, a member of the cluster
+// (it still persists and acknowledges entries, and votes), and reports
+// itself unhealthy, rather than exit and fail again at the same entry on
+// every restart. A restart halts again at the same index.
 type Application interface {
 	// Apply applies the committed entry at index.
 	Apply(index uint64, data []byte) error
@@ -73,6 +81,20 @@ type Status struct {
 	// Removed: this node was removed from the cluster (RemoveMember); it
 	// takes no further part and must be stopped.
 	Removed bool
+	// HaltedIndex, when not 0, is the committed entry this node could not
+	// apply; HaltedReason says why. The node applies nothing from there on
+	// (Applied stays below it) and refuses proposals and reads (ErrHalted).
+	HaltedIndex  uint64
+	HaltedReason string
+}
+
+// Halted reports whether the node stopped applying at an entry.
+func (s Status) Halted() bool { return s.HaltedIndex != 0 }
+
+// haltInfo is why the node halted.
+type haltInfo struct {
+	index  uint64
+	reason string
 }
 
 // Node is one member of a raft group. Its methods are safe for concurrent
@@ -117,6 +139,19 @@ type Node struct {
 	// purgeReq (buffered, 1) asks purgeLoop to delete released WAL
 	// segments and old snapshot files; pending requests coalesce.
 	purgeReq chan struct{}
+
+	// peerSet is the membership peer messages are checked against
+	// (checkPeerMessage), published under memberMu whenever it changes;
+	// nil until the first configuration. checker is app's EntryChecker,
+	// if it implements one; guard counts and logs refused messages.
+	peerSet atomic.Pointer[peerSet]
+	checker EntryChecker
+	guard   peerGuard
+
+	// halt is set, once, by the apply goroutine when an entry cannot be
+	// applied; haltc is closed then, waking waiters.
+	halt  atomic.Pointer[haltInfo]
+	haltc chan struct{}
 
 	leader  atomic.Uint64
 	term    atomic.Uint64
@@ -169,9 +204,11 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 		snapDone:    make(chan snapResult, 1),
 		applyc:      make(chan applyJob, applyQueue),
 		purgeReq:    make(chan struct{}, 1),
+		haltc:       make(chan struct{}),
 		stopc:       make(chan struct{}),
 		done:        make(chan struct{}),
 	}
+	n.checker, _ = app.(EntryChecker)
 	ds, err := openDisk(lg, cfg.DataDir, cfg.ID, cfg.Join, n.snaps)
 	if err != nil {
 		return nil, err
@@ -299,6 +336,9 @@ func (n *Node) Propose(ctx context.Context, data []byte) error {
 		return ErrStopped
 	default:
 	}
+	if n.halt.Load() != nil {
+		return ErrHalted
+	}
 	err := n.rn.Propose(ctx, data)
 	if errors.Is(err, raft.ErrStopped) {
 		return ErrStopped
@@ -320,7 +360,17 @@ func (n *Node) Propose(ctx context.Context, data []byte) error {
 // forwarded it a proposal: neither could ever win an election). A dropped
 // proposal is proposed again by its proposer (the Raft store re-proposes
 // after a leader change or an election timeout; so does changeMembers).
+//
+// Every message is first checked (checkPeerMessage): one that a peer may
+// not send, or that carries a term, an entry or a snapshot this node must
+// not take, is dropped before raft sees it, counted (PeerRejections) and
+// logged at most once per peer every 10 s. The error says it was refused;
+// transports log it and go on.
 func (n *Node) Process(ctx context.Context, m *raftpb.Message) error {
+	if rj := n.checkPeer(m); rj != nil {
+		n.guard.refused(n.lg, m, rj, time.Now())
+		return rj
+	}
 	if m.GetType() == raftpb.MessageType_MsgProp {
 		if n.leader.Load() == 0 {
 			return nil
@@ -347,7 +397,7 @@ func (n *Node) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
 // Status returns the node's current view. It never blocks.
 func (n *Node) Status() Status {
 	lead := n.leader.Load()
-	return Status{
+	st := Status{
 		ID:       n.cfg.ID,
 		Leader:   lead,
 		IsLeader: lead == n.cfg.ID,
@@ -356,10 +406,18 @@ func (n *Node) Status() Status {
 		Applied:  n.applied.Load(),
 		Removed:  n.removed.Load(),
 	}
+	if h := n.halt.Load(); h != nil {
+		st.HaltedIndex, st.HaltedReason = h.index, h.reason
+	}
+	return st
 }
 
 // Config returns the node's configuration with defaults filled in.
 func (n *Node) Config() Config { return n.cfg }
+
+// Halted is closed once the node has halted at an entry it cannot apply
+// (Status.HaltedIndex).
+func (n *Node) Halted() <-chan struct{} { return n.haltc }
 
 // Done is closed once the node has stopped and released its storage.
 func (n *Node) Done() <-chan struct{} { return n.done }
@@ -410,6 +468,9 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	if n.applied.Load() >= index {
 		return nil
 	}
+	if n.halt.Load() != nil {
+		return ErrHalted
+	}
 	ch := make(chan struct{})
 	n.waitMu.Lock()
 	if n.applied.Load() >= index {
@@ -423,6 +484,11 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-n.haltc:
+		if n.applied.Load() >= index {
+			return nil
+		}
+		return ErrHalted
 	case <-n.stopc:
 		return ErrStopped
 	}

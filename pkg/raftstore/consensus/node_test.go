@@ -356,7 +356,7 @@ func TestTransportMayCallBackDuringNew(t *testing.T) {
 		h.ReportUnreachable(2)
 		// A stray response: stepped, then ignored by a follower.
 		if err := h.Process(context.Background(), &raftpb.Message{
-			Type: raftpb.MessageType_MsgHeartbeatResp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1),
+			Type: raftpb.MessageType_MsgHeartbeatResp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1), Term: proto.Uint64(1),
 		}); err != nil {
 			t.Errorf("Process during New: %v", err)
 		}

@@ -25,6 +25,9 @@ type readResult struct {
 // this node is in a minority): a read is never served from unconfirmed
 // state.
 func (n *Node) ReadBarrier(ctx context.Context) error {
+	if n.halt.Load() != nil {
+		return ErrHalted
+	}
 	ch := make(chan readResult, 1)
 	select {
 	case n.readReqs <- ch:

@@ -208,6 +208,9 @@ func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 	if len(ents) == 0 {
 		return nil
 	}
+	if n.halt.Load() != nil {
+		return nil // halted: nothing after the entry that failed is applied
+	}
 	applied := n.applied.Load()
 	if first := ents[0].GetIndex(); first > applied+1 {
 		return fmt.Errorf("consensus: committed entry %d leaves a gap after applied index %d", first, applied)
@@ -221,28 +224,61 @@ func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 			// Empty entries are the no-ops a new leader appends (thesis §6.4).
 			if len(e.GetData()) > 0 {
 				if err := n.app.Apply(e.GetIndex(), e.GetData()); err != nil {
-					return fmt.Errorf("consensus: applying entry %d: %w", e.GetIndex(), err)
+					n.setApplied(applied)
+					n.haltAt(e.GetIndex(), err)
+					return nil
 				}
 			}
 		case raftpb.EntryConfChange:
+			// raft itself decodes conf changes (and panics on one that does
+			// not decode) before they get here; the peer check keeps
+			// undecodable ones out of the log.
 			var cc raftpb.ConfChange
 			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
-				return fmt.Errorf("consensus: undecodable conf change at %d: %w", e.GetIndex(), err)
+				n.setApplied(applied)
+				n.haltAt(e.GetIndex(), fmt.Errorf("undecodable conf change: %w", err))
+				return nil
 			}
 			n.applyConfChange(&cc)
 		case raftpb.EntryConfChangeV2:
 			var cc raftpb.ConfChangeV2
 			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
-				return fmt.Errorf("consensus: undecodable conf change at %d: %w", e.GetIndex(), err)
+				n.setApplied(applied)
+				n.haltAt(e.GetIndex(), fmt.Errorf("undecodable conf change: %w", err))
+				return nil
 			}
 			n.applyConfChange(&cc)
 		default:
-			return fmt.Errorf("consensus: entry %d has unknown type %v", e.GetIndex(), e.GetType())
+			n.setApplied(applied)
+			n.haltAt(e.GetIndex(), fmt.Errorf("entry of unknown type %v", e.GetType()))
+			return nil
 		}
 		applied = e.GetIndex()
 	}
 	n.setApplied(applied)
 	return nil
+}
+
+// HaltRecovery is the recovery procedure a halted node reports.
+const HaltRecovery = "replace this member from a healthy peer: dssctl member remove <ID>, then dssctl member add " +
+	"with a new ID and start that node on an empty data directory with --raft_join; " +
+	"or, if the entry was written by a newer version of the DSS, run that version on this node"
+
+// haltAt stops applying at index, once: the node stays up, a member of the
+// cluster, and reports itself unhealthy (Status.HaltedIndex), rather than
+// exit and fail again at the same entry on every restart (a crash loop
+// that no restart ends). Nothing at or after index is applied; a restart
+// replays from the newest snapshot and halts at the same entry again, so no
+// entry is ever skipped. It runs on the apply goroutine.
+func (n *Node) haltAt(index uint64, cause error) {
+	h := &haltInfo{index: index, reason: cause.Error()}
+	if !n.halt.CompareAndSwap(nil, h) {
+		return
+	}
+	close(n.haltc)
+	n.lg.Error("HALTED: a committed log entry cannot be applied; this node applies nothing more and "+
+		"answers 503 until it is replaced or upgraded", zap.Uint64("index", index), zap.Error(cause),
+		zap.String("recovery", HaltRecovery))
 }
 
 // maybeSnapshot starts a snapshot every SnapshotEntries applied entries, at
@@ -259,7 +295,7 @@ func (n *Node) applyEntries(ents []*raftpb.Entry) error {
 // Ready goroutine takes the result back in finishSnapshot.
 func (n *Node) maybeSnapshot() error {
 	applied := n.applied.Load()
-	if n.snapInFlight.Load() || !n.snapTrigger.due(n.snapIndex.Load(), applied) {
+	if n.halt.Load() != nil || n.snapInFlight.Load() || !n.snapTrigger.due(n.snapIndex.Load(), applied) {
 		return nil
 	}
 	start := time.Now()

@@ -15,8 +15,19 @@ import (
 // 405; a parameter is exactly one path segment and may be empty (a trailing
 // slash yields an empty last parameter, which parsing rejects with 400
 // rather than the mux redirecting or answering 404).
+//
+// Only canonical paths match (canonical): a path with an empty segment
+// inside it ("//"), a "." or ".." segment, spelled plainly or
+// percent-encoded ("%2e%2E"), or a broken escape is a 404 like any unknown
+// path, never a redirect to its cleaned form, which would point a client
+// somewhere else than it asked. Literal segments are compared in their
+// escaped form, so "%71uery" is not "query" and "a%2Fb" is one segment:
+// percent-encoding can name a parameter value, never another route.
 type router struct {
 	routes []compiledRoute
+	// maxSlashes is the number of "/" in the longest template plus one
+	// (a trailing slash); a path with more is refused before it is split.
+	maxSlashes int
 }
 
 type compiledRoute struct {
@@ -64,6 +75,7 @@ func newRouter(methods []string, patterns []string) (*router, error) {
 		}
 		seen[key] = true
 		rt.routes = append(rt.routes, compiledRoute{method: methods[i], segments: segs, index: i})
+		rt.maxSlashes = max(rt.maxSlashes, len(segs)+1)
 	}
 	return rt, nil
 }
@@ -73,10 +85,15 @@ func newRouter(methods []string, patterns []string) (*router, error) {
 // segment wins over a parameter (so POST .../query is the query endpoint
 // while GET .../query asks for an entity with id "query", which is 400).
 func (rt *router) match(method, escapedPath string) (int, []string, bool) {
-	if !strings.HasPrefix(escapedPath, "/") {
+	// Counting first bounds the split: a 1 MiB path of slashes would
+	// otherwise allocate half a million segments.
+	if !strings.HasPrefix(escapedPath, "/") || strings.Count(escapedPath, "/") > rt.maxSlashes {
 		return 0, nil, false
 	}
 	parts := strings.Split(escapedPath[1:], "/")
+	if !canonical(parts) {
+		return 0, nil, false
+	}
 	best, bestLiterals := -1, -1
 	var bestParams []string
 	for _, r := range rt.routes {
@@ -110,6 +127,29 @@ func (rt *router) match(method, escapedPath string) (int, []string, bool) {
 		return 0, nil, false
 	}
 	return best, bestParams, true
+}
+
+// canonical reports whether the segments of an escaped path (without its
+// leading "/") are in canonical form: no empty segment but the last one (a
+// trailing slash, which §1 maps to an empty parameter), no segment that is
+// or decodes to "." or "..", and only valid percent-escapes.
+func canonical(parts []string) bool {
+	for i, p := range parts {
+		if p == "" {
+			if i < len(parts)-1 {
+				return false
+			}
+			continue
+		}
+		if p != "." && p != ".." && strings.IndexByte(p, '%') < 0 {
+			continue // no escape, not a dot segment: the common case
+		}
+		v, err := url.PathUnescape(p)
+		if err != nil || v == "." || v == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 // notFound answers like Go's default mux: text/plain "404 page not found"

@@ -88,6 +88,8 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	// The handler's store records when a request reaches it (timeout.go).
+	cfg.Store = stagedStore{cfg.Store}
 	s := &server{cfg: cfg, log: cfg.Logger, routes: routeTable()}
 	methods := make([]string, len(s.routes))
 	patterns := make([]string, len(s.routes))
@@ -140,18 +142,27 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.HandlerTimeout)
 	defer cancel()
-	rq := &request{ctx: ctx, params: params}
-	resp, err := s.serve(w, r, rt, rq)
+	st := stageAuthenticating
+	rq := &request{ctx: withStage(ctx, &st), params: params}
+	resp, err := s.serve(w, r, rt, rq, &st)
 	if err != nil {
 		// The operation may have failed because the deadline passed (or
 		// the client left); then the answer is 503 whatever the store said
 		// (§1), since the outcome may be unknown. An operation that
-		// completed before the deadline keeps its answer.
-		if ctx.Err() != nil {
-			s.log.Warn("request timed out or was cancelled", zap.String("route", rt.name),
-				zap.Duration("timeout", s.cfg.HandlerTimeout), zap.Error(err))
+		// completed before the deadline keeps its answer. The log names
+		// the step the deadline interrupted (timeout.go); the error is only
+		// its consequence.
+		if timedOut(ctx, err) {
+			msg := "request timed out while " + st.String()
+			if d, _ := ctx.Deadline(); r.Context().Err() != nil && time.Now().Before(d) {
+				msg = "request cancelled by the client while " + st.String()
+			}
+			s.log.Warn(msg, zap.String("route", rt.name), zap.String("caller", rq.caller()),
+				zap.Duration("timeout", s.cfg.HandlerTimeout), zap.Duration("elapsed", time.Since(start)),
+				zap.NamedError("detail", err))
 			plainError(w, http.StatusServiceUnavailable, "request timed out")
 			return
 		}
@@ -170,7 +181,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve runs the common steps in the order of spec §1 (authentication 401,
 // scopes 403, body 413/400) and then the endpoint function, which parses,
 // transacts and renders.
-func (s *server) serve(w http.ResponseWriter, r *http.Request, rt *route, rq *request) (response, error) {
+//
+// st is advanced as the steps go (the store wrapper sets its own).
+func (s *server) serve(w http.ResponseWriter, r *http.Request, rt *route, rq *request, st *stage) (response, error) {
 	claims, err := s.cfg.Authenticator.Authenticate(r)
 	if err != nil {
 		return response{}, err
@@ -185,14 +198,23 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request, rt *route, rq *re
 		return response{}, err
 	}
 	if rt.readsBody {
+		*st = stageReadingBody
+		// A body that arrives slowly must not hold the request past its
+		// deadline; the server resets the connection's deadline for the
+		// next request. Writers that cannot (tests' recorders) ignore it.
+		if d, ok := rq.ctx.Deadline(); ok {
+			_ = http.NewResponseController(w).SetReadDeadline(d)
+		}
 		if rq.body, err = readBody(w, r); err != nil {
 			return response{}, err
 		}
 	}
+	*st = stageParsing
 	rq.info = api.RequestInfo{
 		Caller:            claims.Subject,
 		Now:               s.cfg.Now(),
 		AllowHTTPBaseURLs: s.cfg.AllowHTTPBaseURLs,
+		Ctx:               rq.ctx,
 	}
 	return rt.handle(s, rq)
 }

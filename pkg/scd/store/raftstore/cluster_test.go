@@ -2,12 +2,8 @@ package raftstore
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -20,7 +16,6 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/raftdss/dss/pkg/models"
-	generic "github.com/raftdss/dss/pkg/raftstore"
 	"github.com/raftdss/dss/pkg/raftstore/consensus"
 	"github.com/raftdss/dss/pkg/scd"
 	"github.com/raftdss/dss/pkg/scd/store/memstore"
@@ -282,10 +277,11 @@ func TestReadsDoNotAppendToTheLog(t *testing.T) {
 	}
 }
 
-// TestUndecodableEntryStopsNodeAndKeepsData: a committed entry the node
-// cannot decode stops it with a clear error, before applying anything of it,
-// and a restart meets the same entry again (nothing was skipped or repaired).
-func TestUndecodableEntryStopsNodeAndKeepsData(t *testing.T) {
+// TestUndecodableEntryHaltsNodeAndKeepsData: a committed entry the node
+// cannot decode halts it with a clear error, before applying anything of it;
+// it stays up and answers 503 at once; a restart halts at the same entry
+// again (nothing was skipped or repaired).
+func TestUndecodableEntryHaltsNodeAndKeepsData(t *testing.T) {
 	c := newCluster(t, 1, nil)
 	s := c.stores[1]
 	w := newWorkload(3)
@@ -300,51 +296,39 @@ func TestUndecodableEntryStopsNodeAndKeepsData(t *testing.T) {
 	// A payload of a newer version with an unknown operation type.
 	_, _ = s.gen.Transact(ctx, []byte{0x7f, 0xff, 1, 2, 3})
 	select {
-	case <-s.Done():
+	case <-s.Node().Halted():
 	case <-time.After(10 * time.Second):
-		t.Fatal("the node did not stop")
+		t.Fatal("the node did not halt")
 	}
-	if err := s.Err(); !errors.Is(err, generic.ErrUndecodable) || !strings.Contains(err.Error(), "unregistered operation type 32767") {
-		t.Fatalf("Err() = %v, want an undecodable-entry error naming the type", err)
+	st := s.Status()
+	if st.HaltedIndex == 0 || !strings.Contains(st.HaltedReason, "unregistered operation type 32767") {
+		t.Fatalf("Status() = %+v, want the halted index and a reason naming the type", st)
 	}
 	if _, h := s.StateHash(); h != hashBefore {
 		t.Fatal("the undecodable entry changed the state")
 	}
+	start := time.Now()
+	_, err := s.Transact(context.Background(), &scd.GetUssAvailability{USS: "uss-a"})
+	var me *models.Error
+	if !errors.As(err, &me) || me.Code != models.CodeUnavailable || !strings.Contains(me.Message, "halted") ||
+		time.Since(start) > time.Second {
+		t.Fatalf("read on a halted node: %v after %v, want 503 at once", err, time.Since(start))
+	}
 	c.stop(1)
-
-	raftFiles := func() map[string][32]byte {
-		m := map[string][32]byte{}
-		err := filepath.WalkDir(c.dirs[1], func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || filepath.Base(p) == "epoch" {
-				return err // the epoch file counts boots by design
-			}
-			b, err := os.ReadFile(p)
-			m[p] = sha256.Sum256(b)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
+	if err := c.start(1); err != nil {
+		t.Fatal(err)
 	}
-	before := raftFiles()
-	if err := c.start(1); err == nil {
-		s := c.stores[1]
-		select {
-		case <-s.Done():
-		case <-time.After(10 * time.Second):
-			t.Fatal("the restarted node did not stop at the undecodable entry")
-		}
-		if !errors.Is(s.Err(), generic.ErrUndecodable) {
-			t.Fatalf("restarted node: Err() = %v", s.Err())
-		}
-		c.stop(1)
-	} else if !errors.Is(err, generic.ErrUndecodable) {
-		t.Fatalf("restart: %v", err)
+	s = c.stores[1]
+	select {
+	case <-s.Node().Halted():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the restarted node did not halt at the undecodable entry")
 	}
-	after := raftFiles()
-	if fmt.Sprint(before) != fmt.Sprint(after) {
-		t.Fatalf("the data directory changed:\nbefore %v\nafter  %v", before, after)
+	if st2 := s.Status(); st2.HaltedIndex != st.HaltedIndex {
+		t.Fatalf("restarted node halted at %d, first at %d", st2.HaltedIndex, st.HaltedIndex)
+	}
+	if _, h := s.StateHash(); h != hashBefore {
+		t.Fatal("the restarted node's state differs")
 	}
 }
 

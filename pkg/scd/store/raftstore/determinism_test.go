@@ -100,7 +100,7 @@ func TestReplayIsDeterministic(t *testing.T) {
 	}
 }
 
-func TestUndecodableEntriesAreFatalAndChangeNothing(t *testing.T) {
+func TestUndecodableEntriesHaltOrFailAndChangeNothing(t *testing.T) {
 	payloads, _ := recordWorkload(t, 7, 50)
 	m := newMachine(newStateRepo(), generic.OperationOptions{})
 	for i, p := range payloads {
@@ -111,17 +111,27 @@ func TestUndecodableEntriesAreFatalAndChangeNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// No registered type: the node halts (ErrUndecodable).
 	for name, p := range map[string][]byte{
-		"empty":           nil,
-		"one byte":        {1},
-		"unknown type":    {0xff, 0xff, 0},
+		"empty":        nil,
+		"one byte":     {1},
+		"unknown type": {0xff, 0xff, 0},
+	} {
+		_, err := m.Apply(1000, p)
+		if !errors.Is(err, generic.ErrUndecodable) {
+			t.Errorf("%s: error %v, want ErrUndecodable", name, err)
+		}
+	}
+	// A registered type that does not decode, or a read in the log: a failed
+	// operation, the same on every replica (ErrBadOperation).
+	for name, p := range map[string][]byte{
 		"truncated":       payloads[0][:len(payloads[0])-1],
 		"trailing":        append(append([]byte{}, payloads[0]...), 0),
 		"read-only entry": append([]byte{0, byte(scd.OpGetOperationalIntent)}, read...),
 	} {
 		_, err := m.Apply(1000, p)
-		if !errors.Is(err, generic.ErrUndecodable) {
-			t.Errorf("%s: error %v, want ErrUndecodable", name, err)
+		if !errors.Is(err, generic.ErrBadOperation) || errors.Is(err, generic.ErrUndecodable) {
+			t.Errorf("%s: error %v, want ErrBadOperation only", name, err)
 		}
 	}
 	if m.repo.st.Hash() != before || m.repo.index != uint64(len(payloads)) {

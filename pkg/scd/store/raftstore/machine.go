@@ -224,13 +224,16 @@ func newMachine(repo *stateRepo, opts generic.OperationOptions) *machine {
 	}
 }
 
-// Apply implements raftstore.StateMachine. An undecodable entry returns an
-// error wrapping ErrUndecodable before anything is applied: the node stops
-// instead of skipping an entry that other replicas may have applied.
+// Apply implements raftstore.StateMachine. An entry naming no operation
+// type this build knows returns an error wrapping ErrUndecodable before
+// anything is applied: the node halts there instead of skipping an entry
+// that other replicas may have applied. One whose operation does not decode
+// is a failed operation (ErrBadOperation), the same on every replica
+// (generic.OperationMachine.Apply explains the choice).
 func (m *machine) Apply(index uint64, data []byte) (any, error) {
-	op, err := m.DecodeOperation(data)
+	op, err := m.DecodeEntry(index, data)
 	if err != nil {
-		return nil, fmt.Errorf("entry %d: %w", index, err)
+		return nil, err
 	}
 	start := time.Now() // for the metric only; the state never sees the clock
 	res, opErr := m.repo.Apply(index, op)

@@ -121,6 +121,15 @@ func (s *Store) Transact(ctx context.Context, op scd.Operation) (any, error) {
 	readOnly := op.ReadOnly()
 	viaLog := !readOnly || s.readsViaLog
 	res, err := s.ops.Transact(ctx, op)
+	if errors.Is(err, generic.ErrHalted) {
+		if !readOnly {
+			s.metrics.proposalsFailed.Inc()
+		}
+		return nil, &models.Error{Code: models.CodeUnavailable,
+			Message: fmt.Sprintf("this DSS node halted at a Raft log entry it cannot apply and serves nothing: "+
+				"send requests to another node (entry %d: %s)", s.Status().HaltedIndex, s.Status().HaltedReason),
+			Cause: err}
+	}
 	var outcome *models.Error
 	if err == nil || errors.As(err, &outcome) {
 		// The operation ran: its error (a failed OVN check...) is its answer.
