@@ -51,7 +51,13 @@ func (c *sqlConfig) registerFlags(fs *flag.FlagSet) {
 // validate checks the SQL flags. They only mean something with the SQL
 // store; given without --datastore_url they are refused rather than ignored,
 // since an operator passing --migrate expects a migration to happen.
-func (c *sqlConfig) validate(fs *flag.FlagSet, selected bool) error {
+//
+// The retry budget must end before the request's deadline (serverTimeout):
+// an operation that keeps conflicting is then answered 503 naming the
+// conflict, rather than "request timed out". A budget given explicitly at
+// or above --server_timeout is refused; the default one is lowered to half
+// of a --server_timeout that is shorter than it.
+func (c *sqlConfig) validate(fs *flag.FlagSet, selected bool, serverTimeout time.Duration) error {
 	if !selected {
 		var set []string
 		fs.Visit(func(f *flag.Flag) {
@@ -78,6 +84,16 @@ func (c *sqlConfig) validate(fs *flag.FlagSet, selected bool) error {
 	}
 	if c.retryBudget <= 0 {
 		return fmt.Errorf("--datastore_retry_budget must be positive, got %v", c.retryBudget)
+	}
+	if c.retryBudget >= serverTimeout {
+		budgetSet := false
+		fs.Visit(func(f *flag.Flag) { budgetSet = budgetSet || f.Name == "datastore_retry_budget" })
+		if budgetSet {
+			return fmt.Errorf("--datastore_retry_budget (%v) must be below --server_timeout (%v), so that an operation "+
+				"that keeps conflicting is answered 503 naming the conflict before the request times out",
+				c.retryBudget, serverTimeout)
+		}
+		c.retryBudget = serverTimeout / 2
 	}
 	return nil
 }
@@ -147,7 +163,8 @@ func registerSQLMetrics(reg prometheus.Registerer, st *sqlstore.Store) {
 	conflict := func(kind string, v func(sqlstore.Stats) int64) prometheus.Collector {
 		return counter("dss_sql_transaction_conflicts_total",
 			"Attempts aborted by a conflict, by kind: serialization failure, deadlock, row lock wait timeout "+
-				"(inside a transaction), writer lock wait timeout, statement timeout.",
+				"(inside a transaction), writer lock wait timeout, statement timeout, queue timeout (the retry "+
+				"budget ran out while waiting in this process for a writer slot or a connection: overload).",
 			prometheus.Labels{"kind": kind}, func(s sqlstore.Stats) float64 { return float64(v(s)) })
 	}
 	reg.MustRegister(
@@ -165,6 +182,7 @@ func registerSQLMetrics(reg prometheus.Registerer, st *sqlstore.Store) {
 		conflict("row_lock_timeout", func(s sqlstore.Stats) int64 { return s.RowLockTimeouts }),
 		conflict("writer_lock_timeout", func(s sqlstore.Stats) int64 { return s.WriterLockTimeouts }),
 		conflict("statement_timeout", func(s sqlstore.Stats) int64 { return s.StatementTimeouts }),
+		conflict("queue_timeout", func(s sqlstore.Stats) int64 { return s.QueueTimeouts }),
 		counter("dss_sql_writer_lock_wait_seconds_total",
 			"Time writers spent waiting in PostgreSQL for the writer lock (shared or exclusive).", nil,
 			func(s sqlstore.Stats) float64 { return s.WriterLockWait.Seconds() }),

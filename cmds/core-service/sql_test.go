@@ -33,6 +33,15 @@ func TestSQLFlags(t *testing.T) {
 		cfg.sql.lockTimeout != 50*time.Millisecond || cfg.sql.retryBudget != 4*time.Second {
 		t.Fatalf("defaults: %v %+v", err, cfg.sql)
 	}
+	// The default budget ends before a short --server_timeout.
+	if cfg, err = parseFlags([]string{"--dev", "--datastore_url", "postgres://x/scd", "--server_timeout", "3s"},
+		io.Discard); err != nil || cfg.sql.retryBudget != 1500*time.Millisecond {
+		t.Fatalf("--server_timeout 3s: %v, retry budget %v, want 1.5s", err, cfg.sql.retryBudget)
+	}
+	if cfg, err = parseFlags([]string{"--dev", "--datastore_url", "postgres://x/scd", "--server_timeout", "3s",
+		"--datastore_retry_budget", "2s"}, io.Discard); err != nil || cfg.sql.retryBudget != 2*time.Second {
+		t.Fatalf("--server_timeout 3s --datastore_retry_budget 2s: %v, retry budget %v", err, cfg.sql.retryBudget)
+	}
 }
 
 func TestRedactURL(t *testing.T) {
@@ -76,6 +85,7 @@ func TestSQLStore(t *testing.T) {
 	}
 	if _, metrics := a.call("GET", "/metrics", ""); !strings.Contains(metrics, "dss_sql_transaction_attempts_total") ||
 		!strings.Contains(metrics, `dss_sql_transaction_conflicts_total{kind="row_lock_timeout"}`) ||
+		!strings.Contains(metrics, `dss_sql_transaction_conflicts_total{kind="queue_timeout"}`) ||
 		!strings.Contains(metrics, "dss_sql_writer_lock_wait_seconds_total") {
 		t.Errorf("/metrics lacks the SQL store's counters")
 	}

@@ -300,3 +300,82 @@ func TestLockWaitsFailFast(t *testing.T) {
 		})
 	}
 }
+
+// TestWriterQueueBoundedByBudget: writers that cannot get a writer slot
+// (every slot is taken by a write that does not finish) are answered 503
+// "database busy" when the retry budget runs out, long before the request's
+// deadline, and counted; a write whose request ends first gets the request's
+// own error; reads still find a connection meanwhile; once the slot is free,
+// the same write succeeds.
+func TestWriterQueueBoundedByBudget(t *testing.T) {
+	const budget = 300 * time.Millisecond
+	s := openStore(t, func(c *Config) {
+		c.MaxConns = 2 // one writer slot, one connection kept for reads
+		c.RetryBudget = budget
+	})
+	if n := cap(s.writers); n != 1 {
+		t.Fatalf("%d writer slots for 2 connections, want 1", n)
+	}
+	ctx := context.Background()
+	hold, held := make(chan struct{}), make(chan struct{})
+	holderDone := make(chan error, 1)
+	go func() {
+		_, err := s.Transact(ctx, write(func(context.Context, repos.Repo) (any, error) {
+			close(held)
+			<-hold
+			return nil, nil
+		}))
+		holderDone <- err
+	}()
+	<-held
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(hold)
+			if err := <-holderDone; err != nil {
+				t.Errorf("the holding write: %v", err)
+			}
+		}
+	}
+	defer release()
+
+	noop := write(func(context.Context, repos.Repo) (any, error) { return nil, nil })
+	reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	t1 := time.Now()
+	_, err := s.Transact(reqCtx, noop)
+	took := time.Since(t1)
+	const want = "database busy: the retry budget (300ms) ran out while waiting for a writer connection"
+	if models.CodeOf(err) != models.CodeUnavailable || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want CodeUnavailable %q", err, want)
+	}
+	if took < budget || took > 3*time.Second {
+		t.Fatalf("answered after %v; the budget is %v and the request's deadline 10 s", took, budget)
+	}
+	if st := s.Stats(); st.QueueTimeouts != 1 || st.Exhausted != 1 {
+		t.Fatalf("stats %+v: want one queue timeout, one exhausted operation", st)
+	}
+
+	// The request's own deadline, shorter than the budget, is reported as
+	// such (the server answers it as a timeout).
+	shortCtx, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err = s.Transact(shortCtx, noop)
+	cancelShort()
+	if models.CodeOf(err) != models.CodeUnavailable ||
+		!strings.Contains(err.Error(), "request ended before the database answered, while waiting for a writer connection") {
+		t.Fatalf("request deadline first: %v", err)
+	}
+	if st := s.Stats(); st.QueueTimeouts != 1 {
+		t.Fatalf("stats %+v: the request's own deadline counted as a queue timeout", st)
+	}
+
+	// Reads do not queue behind writers.
+	if _, err := s.Transact(reqCtx, read(func(context.Context, repos.Repo) (any, error) { return nil, nil })); err != nil {
+		t.Fatalf("a read while the writer slot is taken: %v", err)
+	}
+	release()
+	if _, err := s.Transact(reqCtx, noop); err != nil {
+		t.Fatalf("after the slot was freed: %v", err)
+	}
+}

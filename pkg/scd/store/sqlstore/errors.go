@@ -43,6 +43,12 @@ func isStatementTimeout(err error) bool {
 	return errors.As(err, &pg) && pg.Code == sqlstateQueryCanceled && strings.Contains(pg.Message, "statement timeout")
 }
 
+// errQueueTimeout is the cause of an operation that waited in the store's
+// process for longer than its retry budget (see Store.waitError).
+var errQueueTimeout = errors.New("sqlstore: retry budget spent waiting for a writer slot or connection")
+
+func isQueueTimeout(err error) bool { return errors.Is(err, errQueueTimeout) }
+
 // messageOf is the client-facing message of err.
 func messageOf(err error) string {
 	var e *models.Error

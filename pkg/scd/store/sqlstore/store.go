@@ -98,7 +98,7 @@ type Store struct {
 
 	attempts, retries, escalated, exhausted                    atomic.Int64
 	serializationFailures, deadlocks, rowLockTimeouts          atomic.Int64
-	writerLockTimeouts, statementTimeouts                      atomic.Int64
+	writerLockTimeouts, statementTimeouts, queueTimeouts       atomic.Int64
 	writerLockWaitNanos, writerSlotWaitNanos, escGateWaitNanos atomic.Int64
 }
 
@@ -238,8 +238,10 @@ type Stats struct {
 	SerializationFailures, Deadlocks, RowLockTimeouts int64
 	// WriterLockTimeouts counts waits for the writer lock that ran out of
 	// the writer lock timeout; StatementTimeouts statements that PostgreSQL
-	// canceled after the statement timeout.
-	WriterLockTimeouts, StatementTimeouts int64
+	// canceled after the statement timeout; QueueTimeouts operations whose
+	// retry budget ran out while they waited in this process for a writer
+	// slot, their turn to escalate or a pooled connection (overload).
+	WriterLockTimeouts, StatementTimeouts, QueueTimeouts int64
 	// WriterLockWait is the total time attempts waited in PostgreSQL for
 	// the writer lock; WriterSlotWait the total time writers waited in this
 	// process for a writer connection slot or their turn to escalate.
@@ -252,9 +254,9 @@ func (s *Store) Stats() Stats {
 		Exhausted:             s.exhausted.Load(),
 		SerializationFailures: s.serializationFailures.Load(), Deadlocks: s.deadlocks.Load(),
 		RowLockTimeouts: s.rowLockTimeouts.Load(), WriterLockTimeouts: s.writerLockTimeouts.Load(),
-		StatementTimeouts: s.statementTimeouts.Load(),
-		WriterLockWait:    time.Duration(s.writerLockWaitNanos.Load()),
-		WriterSlotWait:    time.Duration(s.writerSlotWaitNanos.Load() + s.escGateWaitNanos.Load()),
+		StatementTimeouts: s.statementTimeouts.Load(), QueueTimeouts: s.queueTimeouts.Load(),
+		WriterLockWait: time.Duration(s.writerLockWaitNanos.Load()),
+		WriterSlotWait: time.Duration(s.writerSlotWaitNanos.Load() + s.escGateWaitNanos.Load()),
 	}
 }
 
@@ -286,11 +288,16 @@ func (s *Store) Transact(ctx context.Context, op store.Operation[repos.Repo]) (a
 		return nil, models.Errorf(models.CodeInternal, "sqlstore: nil operation")
 	}
 	began := time.Now()
+	deadline := began.Add(s.budget)
 	exclusive := false
 	for attempt := 1; ; attempt++ {
-		res, err := s.runOnce(ctx, op, exclusive)
+		res, err := s.runOnce(ctx, op, exclusive, deadline)
 		if err == nil {
 			return res, nil
+		}
+		if isQueueTimeout(err) {
+			s.exhausted.Add(1)
+			return nil, s.finalError(op, err)
 		}
 		if !isRetryable(err) {
 			return nil, s.finalError(op, err)
@@ -350,7 +357,13 @@ func (s *Store) Transact(ctx context.Context, op store.Operation[repos.Repo]) (a
 //     rerun at a time waits in PostgreSQL for the exclusive lock (s.esc),
 //     the others wait for their turn in the process, holding nothing;
 //   - every wait is bounded: the writer lock by WriterLockTimeout, each
-//     statement by StatementTimeout, the whole operation by RetryBudget.
+//     statement by StatementTimeout, the waits in this process (for a
+//     writer slot, the turn to escalate, a pooled connection) by what is
+//     left of RetryBudget, and the start of any further attempt by
+//     RetryBudget. A writer that queues past its budget in this process is
+//     answered 503 "database busy" at once instead of running into the
+//     request's deadline: that is overload, which a longer wait would not
+//     cure.
 //
 // Read-only transactions are DEFERRABLE, never abort, take no lock, and do
 // not count against the writer slots.
@@ -359,6 +372,9 @@ const writerLock = 0x5CD5_0001
 // acquire takes a token of sem, or fails when ctx ends; the wait is added
 // to *waited.
 func acquire(ctx context.Context, sem chan struct{}, waited *atomic.Int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case sem <- struct{}{}:
 		return nil
@@ -375,24 +391,30 @@ func acquire(ctx context.Context, sem chan struct{}, waited *atomic.Int64) error
 }
 
 // runOnce is one attempt: slot, lock, begin, Execute, commit; rollback on
-// any failure.
-func (s *Store) runOnce(ctx context.Context, op store.Operation[repos.Repo], exclusive bool) (res any, err error) {
+// any failure. The waits in this process end at deadline (the retry
+// budget's end) as well as with ctx.
+func (s *Store) runOnce(ctx context.Context, op store.Operation[repos.Repo], exclusive bool, deadline time.Time) (res any, err error) {
+	// wctx bounds only the waits for a slot or a connection, never a
+	// statement: a statement canceled by it would leave a commit's outcome
+	// unknown for no reason.
+	wctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	if !op.ReadOnly() {
 		if exclusive {
-			if err := acquire(ctx, s.esc, &s.escGateWaitNanos); err != nil {
-				return nil, dbError(err, "waiting for this process's turn to take the writer lock")
+			if err := acquire(wctx, s.esc, &s.escGateWaitNanos); err != nil {
+				return nil, s.waitError(ctx, err, "waiting for this process's turn to take the writer lock")
 			}
 			defer func() { <-s.esc }()
 		}
-		if err := acquire(ctx, s.writers, &s.writerSlotWaitNanos); err != nil {
-			return nil, dbError(err, "waiting for a writer connection")
+		if err := acquire(wctx, s.writers, &s.writerSlotWaitNanos); err != nil {
+			return nil, s.waitError(ctx, err, "waiting for a writer connection")
 		}
 		defer func() { <-s.writers }()
 	}
 	s.attempts.Add(1)
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.pool.Acquire(wctx)
 	if err != nil {
-		return nil, dbError(err, "acquiring a connection")
+		return nil, s.waitError(ctx, err, "acquiring a connection")
 	}
 	defer conn.Release()
 	begin := s.beginRead
@@ -466,6 +488,19 @@ func (s *Store) runOnce(ctx context.Context, op store.Operation[repos.Repo], exc
 		return nil, dbError(err, "committing")
 	}
 	return res, nil
+}
+
+// waitError is the error of a wait in this process that failed: a queue
+// timeout when the retry budget ended it (ctx still runs), else what the
+// database or ctx said.
+func (s *Store) waitError(ctx context.Context, err error, what string) error {
+	if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		s.queueTimeouts.Add(1)
+		return &models.Error{Code: models.CodeUnavailable,
+			Message: fmt.Sprintf("database busy: the retry budget (%v) ran out while %s, retry", s.budget, what),
+			Cause:   &dbFailure{what: what, err: errQueueTimeout}}
+	}
+	return dbError(err, what)
 }
 
 // countFailure counts the database failures of a transaction by kind.

@@ -24,7 +24,7 @@ import (
 )
 
 var stressRuns = flag.Int("sqlstore.stress_runs", 0,
-	"runs per writer count of TestBusyCellStress (0: 3 with -short, 20 without)")
+	"runs per writer count of TestBusyCellStress (0: 1 with -short, 3 without; the acceptance run is 20)")
 
 // Bounds of TestBusyCellStress: the issue's acceptance criteria. A request
 // gets the server's default --server_timeout as its context, so a stall
@@ -48,14 +48,16 @@ const (
 // which every write bumps once, inside its transaction), replayed one by one
 // on a Raft store, must give exactly the same results.
 //
-// Default: 3 runs of each writer count with -short, 20 without (or
-// -sqlstore.stress_runs).
+// Runs of each writer count: 1 with -short, 3 without (about 5 s and 15 s
+// under -race on two cores), so that the default suite stays within its
+// budget; the acceptance run of the issue is 20 (-sqlstore.stress_runs=20,
+// about a minute and a half; see docs/postgresql.md).
 func TestBusyCellStress(t *testing.T) {
 	runs := *stressRuns
 	if runs <= 0 {
-		runs = 20
+		runs = 3
 		if testing.Short() {
-			runs = 3
+			runs = 1
 		}
 	}
 	for _, writers := range []int{10, 50} {
