@@ -94,7 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, err
 	}
 	cfg.store = kind
-	if err := cfg.sql.validate(fs, kind == storeSQL); err != nil {
+	if err := cfg.sql.validate(fs, kind == storeSQL, cfg.serverTimeout); err != nil {
 		return nil, err
 	}
 	if kind == storeRaft {

@@ -170,6 +170,11 @@ func TestRefusesBadConfiguration(t *testing.T) {
 		{"--dev", "--datastore_max_conns", "4"},
 		{"--dev", "--datastore_url", "postgres://localhost/scd", "--datastore_max_conns", "0"},
 		{"--dev", "--datastore_url", "postgres://localhost/scd", "--datastore_max_retries", "0"},
+		{"--dev", "--datastore_url", "postgres://localhost/scd", "--datastore_lock_timeout", "0s"},
+		{"--dev", "--datastore_url", "postgres://localhost/scd", "--datastore_retry_budget", "0s"},
+		{"--dev", "--datastore_url", "postgres://localhost/scd", "--datastore_retry_budget", "10s"}, // = --server_timeout
+		{"--dev", "--datastore_url", "postgres://localhost/scd", "--server_timeout", "3s", "--datastore_retry_budget", "3s"},
+		{"--dev", "--datastore_lock_timeout", "20ms"},
 		{"--dev", "--raft_peers", "1=127.0.0.1:1,2=127.0.0.1:2", "--raft_node_id", "3"},
 		{"--dev", "--raft_peers", "1=127.0.0.1:1,1=127.0.0.1:2"},
 		{"--dev", "--raft_peers", "1=127.0.0.1:1,2=127.0.0.1:1"},

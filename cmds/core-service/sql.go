@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -20,10 +21,12 @@ import (
 
 // sqlConfig is what the --datastore_* and --migrate flags decide.
 type sqlConfig struct {
-	url        string
-	migrate    bool
-	maxConns   int
-	maxRetries int
+	url         string
+	migrate     bool
+	maxConns    int
+	maxRetries  int
+	lockTimeout time.Duration
+	retryBudget time.Duration
 }
 
 func (c *sqlConfig) registerFlags(fs *flag.FlagSet) {
@@ -36,18 +39,30 @@ func (c *sqlConfig) registerFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.maxConns, "datastore_max_conns", sqlstore.DefaultMaxConns,
 		"with --datastore_url: size of the connection pool, i.e. how many operations run in the database at once")
 	fs.IntVar(&c.maxRetries, "datastore_max_retries", sqlstore.DefaultMaxRetries,
-		"with --datastore_url: reruns of an operation that failed to serialize (or deadlocked) before it is answered 503")
+		"with --datastore_url: reruns of an operation that conflicted (serialization failure, deadlock, lock wait timeout) before it is answered 503")
+	fs.DurationVar(&c.lockTimeout, "datastore_lock_timeout", sqlstore.DefaultLockTimeout,
+		"with --datastore_url: how long a write running in parallel with others waits for a row lock "+
+			"before it gives up and reruns exclusively among writers (PostgreSQL lock_timeout)")
+	fs.DurationVar(&c.retryBudget, "datastore_retry_budget", sqlstore.DefaultRetryBudget,
+		"with --datastore_url: time after which an operation that keeps conflicting starts no new attempt "+
+			"and is answered 503 naming the conflict (keep it below --server_timeout)")
 }
 
 // validate checks the SQL flags. They only mean something with the SQL
 // store; given without --datastore_url they are refused rather than ignored,
 // since an operator passing --migrate expects a migration to happen.
-func (c *sqlConfig) validate(fs *flag.FlagSet, selected bool) error {
+//
+// The retry budget must end before the request's deadline (serverTimeout):
+// an operation that keeps conflicting is then answered 503 naming the
+// conflict, rather than "request timed out". A budget given explicitly at
+// or above --server_timeout is refused; the default one is lowered to half
+// of a --server_timeout that is shorter than it.
+func (c *sqlConfig) validate(fs *flag.FlagSet, selected bool, serverTimeout time.Duration) error {
 	if !selected {
 		var set []string
 		fs.Visit(func(f *flag.Flag) {
 			switch f.Name {
-			case "migrate", "datastore_max_conns", "datastore_max_retries":
+			case "migrate", "datastore_max_conns", "datastore_max_retries", "datastore_lock_timeout", "datastore_retry_budget":
 				set = append(set, "--"+f.Name)
 			}
 		})
@@ -64,6 +79,22 @@ func (c *sqlConfig) validate(fs *flag.FlagSet, selected bool) error {
 	if c.maxRetries <= 0 {
 		return fmt.Errorf("--datastore_max_retries must be positive, got %d", c.maxRetries)
 	}
+	if c.lockTimeout < time.Millisecond {
+		return fmt.Errorf("--datastore_lock_timeout must be at least 1ms, got %v", c.lockTimeout)
+	}
+	if c.retryBudget <= 0 {
+		return fmt.Errorf("--datastore_retry_budget must be positive, got %v", c.retryBudget)
+	}
+	if c.retryBudget >= serverTimeout {
+		budgetSet := false
+		fs.Visit(func(f *flag.Flag) { budgetSet = budgetSet || f.Name == "datastore_retry_budget" })
+		if budgetSet {
+			return fmt.Errorf("--datastore_retry_budget (%v) must be below --server_timeout (%v), so that an operation "+
+				"that keeps conflicting is answered 503 naming the conflict before the request times out",
+				c.retryBudget, serverTimeout)
+		}
+		c.retryBudget = serverTimeout / 2
+	}
 	return nil
 }
 
@@ -74,11 +105,13 @@ func openSQLStore(ctx context.Context, c *sqlConfig, log *zap.Logger, reg promet
 	where := redactURL(c.url)
 	slog := log.Named("sql")
 	st, err := sqlstore.Open(ctx, sqlstore.Config{
-		URL:        c.url,
-		MaxConns:   int32(c.maxConns),
-		MaxRetries: c.maxRetries,
-		Migrate:    c.migrate,
-		Logger:     slog,
+		URL:         c.url,
+		MaxConns:    int32(c.maxConns),
+		MaxRetries:  c.maxRetries,
+		LockTimeout: c.lockTimeout,
+		RetryBudget: c.retryBudget,
+		Migrate:     c.migrate,
+		Logger:      slog,
 	})
 	switch {
 	case errors.Is(err, sqlstore.ErrSchemaVersion):
@@ -91,7 +124,8 @@ func openSQLStore(ctx context.Context, c *sqlConfig, log *zap.Logger, reg promet
 	}
 	registerSQLMetrics(reg, st)
 	slog.Info("sql store open", zap.String("url", where), zap.Int("schema_version", sqlstore.SchemaVersion),
-		zap.Bool("migrated", c.migrate), zap.Int("max_conns", c.maxConns), zap.Int("max_retries", c.maxRetries))
+		zap.Bool("migrated", c.migrate), zap.Int("max_conns", c.maxConns), zap.Int("max_retries", c.maxRetries),
+		zap.Duration("lock_timeout", c.lockTimeout), zap.Duration("retry_budget", c.retryBudget))
 	return &backend{
 		store: st,
 		ping:  func(ctx context.Context) error { _, err := st.Transact(ctx, pingOp{}); return err },
@@ -118,21 +152,44 @@ func (pingOp) Type() store.OpType                               { return pingOpT
 func (pingOp) ReadOnly() bool                                   { return true }
 func (pingOp) Execute(context.Context, repos.Repo) (any, error) { return nil, nil }
 
-// registerSQLMetrics exposes the store's transaction counters.
+// registerSQLMetrics exposes the store's transaction and contention
+// counters: an operator sees contention (lock timeouts, escalations, time
+// queued for the writer lock) rising before it costs requests (exhausted).
 func registerSQLMetrics(reg prometheus.Registerer, st *sqlstore.Store) {
-	counter := func(name, help string, v func(sqlstore.Stats) int64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
-			func() float64 { return float64(v(st.Stats())) })
+	counter := func(name, help string, labels prometheus.Labels, v func(sqlstore.Stats) float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
+			func() float64 { return v(st.Stats()) })
+	}
+	conflict := func(kind string, v func(sqlstore.Stats) int64) prometheus.Collector {
+		return counter("dss_sql_transaction_conflicts_total",
+			"Attempts aborted by a conflict, by kind: serialization failure, deadlock, row lock wait timeout "+
+				"(inside a transaction), writer lock wait timeout, statement timeout, queue timeout (the retry "+
+				"budget ran out while waiting in this process for a writer slot or a connection: overload).",
+			prometheus.Labels{"kind": kind}, func(s sqlstore.Stats) float64 { return float64(v(s)) })
 	}
 	reg.MustRegister(
-		counter("dss_sql_transaction_attempts_total", "Transactions started (first runs and retries).",
-			func(s sqlstore.Stats) int64 { return s.Attempts }),
-		counter("dss_sql_transaction_retries_total", "Reruns after a serialization failure or deadlock.",
-			func(s sqlstore.Stats) int64 { return s.Retries }),
-		counter("dss_sql_transaction_escalations_total", "Attempts run exclusively among writers after repeated conflicts.",
-			func(s sqlstore.Stats) int64 { return s.Escalated }),
-		counter("dss_sql_operations_exhausted_total", "Operations answered 503 because every attempt conflicted.",
-			func(s sqlstore.Stats) int64 { return s.Exhausted }),
+		counter("dss_sql_transaction_attempts_total", "Transactions started (first runs and retries).", nil,
+			func(s sqlstore.Stats) float64 { return float64(s.Attempts) }),
+		counter("dss_sql_transaction_retries_total", "Reruns after a conflict.", nil,
+			func(s sqlstore.Stats) float64 { return float64(s.Retries) }),
+		counter("dss_sql_transaction_escalations_total", "Attempts run exclusively among writers (every rerun of a write).", nil,
+			func(s sqlstore.Stats) float64 { return float64(s.Escalated) }),
+		counter("dss_sql_operations_exhausted_total",
+			"Operations answered 503 because they kept conflicting (retries or retry budget used up).", nil,
+			func(s sqlstore.Stats) float64 { return float64(s.Exhausted) }),
+		conflict("serialization", func(s sqlstore.Stats) int64 { return s.SerializationFailures }),
+		conflict("deadlock", func(s sqlstore.Stats) int64 { return s.Deadlocks }),
+		conflict("row_lock_timeout", func(s sqlstore.Stats) int64 { return s.RowLockTimeouts }),
+		conflict("writer_lock_timeout", func(s sqlstore.Stats) int64 { return s.WriterLockTimeouts }),
+		conflict("statement_timeout", func(s sqlstore.Stats) int64 { return s.StatementTimeouts }),
+		conflict("queue_timeout", func(s sqlstore.Stats) int64 { return s.QueueTimeouts }),
+		counter("dss_sql_writer_lock_wait_seconds_total",
+			"Time writers spent waiting in PostgreSQL for the writer lock (shared or exclusive).", nil,
+			func(s sqlstore.Stats) float64 { return s.WriterLockWait.Seconds() }),
+		counter("dss_sql_writer_slot_wait_seconds_total",
+			"Time writers spent waiting in this process, holding no connection, for a writer connection or "+
+				"for their turn to take the writer lock exclusively.", nil,
+			func(s sqlstore.Stats) float64 { return s.WriterSlotWait.Seconds() }),
 	)
 }
 

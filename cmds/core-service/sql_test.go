@@ -18,17 +18,29 @@ import (
 
 func TestSQLFlags(t *testing.T) {
 	cfg, err := parseFlags([]string{"--dev", "--datastore_url", "postgres://x/scd", "--migrate",
-		"--datastore_max_conns", "7", "--datastore_max_retries", "3"}, io.Discard)
+		"--datastore_max_conns", "7", "--datastore_max_retries", "3", "--datastore_lock_timeout", "20ms",
+		"--datastore_retry_budget", "3s"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.store != storeSQL || cfg.sql.url != "postgres://x/scd" || !cfg.sql.migrate ||
-		cfg.sql.maxConns != 7 || cfg.sql.maxRetries != 3 {
+		cfg.sql.maxConns != 7 || cfg.sql.maxRetries != 3 || cfg.sql.lockTimeout != 20*time.Millisecond ||
+		cfg.sql.retryBudget != 3*time.Second {
 		t.Fatalf("store %v, sql %+v", cfg.store, cfg.sql)
 	}
 	if cfg, err = parseFlags([]string{"--dev", "--datastore_url", "postgres://x/scd"}, io.Discard); err != nil ||
-		cfg.sql.migrate || cfg.sql.maxConns != 16 || cfg.sql.maxRetries != 10 {
+		cfg.sql.migrate || cfg.sql.maxConns != 16 || cfg.sql.maxRetries != 10 ||
+		cfg.sql.lockTimeout != 50*time.Millisecond || cfg.sql.retryBudget != 4*time.Second {
 		t.Fatalf("defaults: %v %+v", err, cfg.sql)
+	}
+	// The default budget ends before a short --server_timeout.
+	if cfg, err = parseFlags([]string{"--dev", "--datastore_url", "postgres://x/scd", "--server_timeout", "3s"},
+		io.Discard); err != nil || cfg.sql.retryBudget != 1500*time.Millisecond {
+		t.Fatalf("--server_timeout 3s: %v, retry budget %v, want 1.5s", err, cfg.sql.retryBudget)
+	}
+	if cfg, err = parseFlags([]string{"--dev", "--datastore_url", "postgres://x/scd", "--server_timeout", "3s",
+		"--datastore_retry_budget", "2s"}, io.Discard); err != nil || cfg.sql.retryBudget != 2*time.Second {
+		t.Fatalf("--server_timeout 3s --datastore_retry_budget 2s: %v, retry budget %v", err, cfg.sql.retryBudget)
 	}
 }
 
@@ -71,7 +83,10 @@ func TestSQLStore(t *testing.T) {
 	if st := a.status(); st.Store != "sql" || st.StateHash != "" {
 		t.Fatalf("/status: %+v", st)
 	}
-	if _, metrics := a.call("GET", "/metrics", ""); !strings.Contains(metrics, "dss_sql_transaction_attempts_total") {
+	if _, metrics := a.call("GET", "/metrics", ""); !strings.Contains(metrics, "dss_sql_transaction_attempts_total") ||
+		!strings.Contains(metrics, `dss_sql_transaction_conflicts_total{kind="row_lock_timeout"}`) ||
+		!strings.Contains(metrics, `dss_sql_transaction_conflicts_total{kind="queue_timeout"}`) ||
+		!strings.Contains(metrics, "dss_sql_writer_lock_wait_seconds_total") {
 		t.Errorf("/metrics lacks the SQL store's counters")
 	}
 

@@ -145,6 +145,53 @@ func cpuRatio(b *strings.Builder, conc int, n, v *targetNumbers, num, viaLog str
 	fmt.Fprintf(b, "): on a CPU-saturated machine, W3 queries/s %s / %s cannot exceed about this CPU ratio\n", num, viaLog)
 }
 
+// w2Latency renders W2's flight p99 (ms, mean over rounds) and 5xx count
+// at every step of the busy-cell ladder, one column per target, so that the
+// stores' tail latencies under the same contention sit side by side.
+func w2Latency(b *strings.Builder, labels []string, p99, fives map[string]map[int]*mean) {
+	var cs []int
+	var cols []string
+	seen := map[int]bool{}
+	for _, l := range labels {
+		if len(p99[l]) == 0 {
+			continue
+		}
+		cols = append(cols, l)
+		for c := range p99[l] {
+			if !seen[c] {
+				seen[c] = true
+				cs = append(cs, c)
+			}
+		}
+	}
+	if len(cols) == 0 {
+		return
+	}
+	sort.Ints(cs)
+	b.WriteString("\nW2 (busy cell) flight p99 ms [5xx] by users:\n\n| users |")
+	for _, l := range cols {
+		fmt.Fprintf(b, " %s |", l)
+	}
+	b.WriteString("\n|--:|" + strings.Repeat("--:|", len(cols)) + "\n")
+	for _, c := range cs {
+		fmt.Fprintf(b, "| %d |", c)
+		for _, l := range cols {
+			m := p99[l][c]
+			if m == nil {
+				b.WriteString(" – |")
+				continue
+			}
+			v, _ := m.get()
+			f := 0.0
+			if fm := fives[l][c]; fm != nil {
+				f, _ = fm.get()
+			}
+			fmt.Fprintf(b, " %.1f [%.0f] |", v, f)
+		}
+		b.WriteString("\n")
+	}
+}
+
 // compare renders the comparison of rows as markdown. viaLog is the label
 // of the run whose reads went through the log ("" or absent: no W3 target
 // ratio).
@@ -157,6 +204,18 @@ func compare(rows []record, conc int, num, den, viaLog string) string {
 		return byLabel[l]
 	}
 	var fsync []float64
+	// W2 flight p99 and 5xx at every step of the ladder, per label.
+	w2P99 := map[string]map[int]*mean{}
+	w2Fives := map[string]map[int]*mean{}
+	atC := func(m map[string]map[int]*mean, l string, c int) *mean {
+		if m[l] == nil {
+			m[l] = map[int]*mean{}
+		}
+		if m[l][c] == nil {
+			m[l][c] = &mean{}
+		}
+		return m[l][c]
+	}
 	// W3 queries/s at every concurrency, per label: the W3 ratio at other
 	// user counts than conc is printed for information (no target).
 	w3ByC := map[string]map[int]*mean{}
@@ -169,6 +228,14 @@ func compare(rows []record, conc int, num, den, viaLog string) string {
 				w3ByC[r.Label][r.Concurrency] = &mean{}
 			}
 			w3ByC[r.Label][r.Concurrency].add(r.Queries)
+		}
+		if r.Kind == kindOp && r.Role == "" && r.Mode == "closed" && r.Workload == "w2" && r.Op == opFlight {
+			get(r.Label)
+			atC(w2P99, r.Label, r.Concurrency).add(r.P99ms)
+		}
+		if r.Kind == kindPhase && r.Role == "" && r.Mode == "closed" && r.Workload == "w2" {
+			get(r.Label)
+			atC(w2Fives, r.Label, r.Concurrency).add(float64(r.C5xx))
 		}
 		if r.Kind == kindPhase && r.Role == "" && r.Mode == "closed" && r.Workload == "w2" && r.TargetCPUs > 0 {
 			t := get(r.Label)
@@ -246,6 +313,7 @@ func compare(rows []record, conc int, num, den, viaLog string) string {
 		}
 		b.WriteString("\n")
 	}
+	w2Latency(&b, labels, w2P99, w2Fives)
 	if cpuCols {
 		b.WriteString("\nServer CPU: user + system time of the target's processes (and their descendants) per successful request.\n")
 	}

@@ -25,6 +25,12 @@ func TestCompareRatios(t *testing.T) {
 		{Kind: kindPhase, Label: "sql", Workload: "w1", Mode: "closed", Concurrency: 16, Writes: 1e6},
 		{Kind: kindPhase, Label: "sql", Workload: "w1", Role: "w2_reference", Mode: "closed", Concurrency: 64, Writes: 1e6},
 		{Kind: kindW2Peak, Label: "raft3", PeakFlights: 100, PeakConcurrency: 8, W1AtPeak: 400},
+		// W2's ladder: flight p99 per step, side by side (two rounds of sql at 8 users).
+		{Kind: kindOp, Label: "raft3", Workload: "w2", Mode: "closed", Concurrency: 8, Op: opFlight, P99ms: 30},
+		{Kind: kindOp, Label: "sql", Workload: "w2", Mode: "closed", Concurrency: 8, Op: opFlight, P99ms: 100},
+		{Kind: kindOp, Label: "sql", Workload: "w2", Mode: "closed", Concurrency: 8, Op: opFlight, P99ms: 140},
+		{Kind: kindPhase, Label: "sql", Workload: "w2", Mode: "closed", Concurrency: 8, C5xx: 2},
+		{Kind: kindOp, Label: "sql", Workload: "w2", Mode: "closed", Concurrency: 16, Op: opFlight, P99ms: 300},
 		{Kind: kindPhase, Label: "raft3", Workload: "w3", Mode: "closed", Concurrency: 64, Queries: 5000},
 		{Kind: kindPhase, Label: "sql", Workload: "w3", Mode: "closed", Concurrency: 64, Queries: 500},
 		{Kind: kindPhase, Label: "raft3log", Workload: "w3", Mode: "closed", Concurrency: 64, Queries: 2000},
@@ -57,6 +63,7 @@ func TestCompareRatios(t *testing.T) {
 		"W2 peak / W1 at the same concurrency, raft3: 0.25 (5xx in the W2 steps: 0) [≥ 0.5: MISSED]",
 		"W3 queries/s raft3 / raft3log (reads through the log): 2.50 (5000 / 2000) [≥ 5: MISSED]",
 		"| raft3 | 900 | 299.5 |",
+		"W2 (busy cell) flight p99 ms [5xx] by users:\n\n| users | raft3 | sql |\n|--:|--:|--:|\n| 8 | 30.0 [0] | 120.0 [2] |\n| 16 | – | 300.0 [0] |\n",
 		"W3 queries/s raft3 / raft3log at c=4 (information): 6.00 (3000 / 500)\n",
 	} {
 		if !strings.Contains(out, want) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -237,5 +238,144 @@ func TestFailuresAreCoded(t *testing.T) {
 	}
 	if _, err := kept.GetSubscription(context.Background(), uid(1)); models.CodeOf(err) != models.CodeInternal {
 		t.Errorf("repo used after its operation: %v, want CodeInternal", err)
+	}
+}
+
+// TestLockWaitsFailFast: a write that cannot make progress, because a
+// session outside the store holds the row it must update or the writer lock
+// itself, fails within the retry budget with a 503 naming what it waited
+// for, instead of waiting for the request's deadline; the counters say so;
+// and once the lock is released the same write succeeds.
+func TestLockWaitsFailFast(t *testing.T) {
+	s := openStore(t, func(c *Config) {
+		c.RetryBudget = 500 * time.Millisecond
+		c.WriterLockTimeout = 200 * time.Millisecond
+	})
+	subID := uid(0)
+	setupSub(t, s, subID)
+	increment := write(func(ctx context.Context, r repos.Repo) (any, error) {
+		return r.IncrementNotificationIndices(ctx, models.NotifyOperationalIntents,
+			&models.Volume4D{Cells: cells(7), StartTime: ptr(at(0)), EndTime: ptr(at(time.Hour))})
+	})
+	ctx := context.Background()
+	for _, c := range []struct {
+		name, lock, want string
+		stat             func(Stats) int64
+	}{
+		{"row lock", `SELECT 1 FROM scd_subscriptions FOR UPDATE`,
+			"lock wait timed out while incrementing notification indices", func(st Stats) int64 { return st.RowLockTimeouts }},
+		{"writer lock", fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d)`, int64(writerLock)),
+			"lock wait timed out while waiting for the writer lock", func(st Stats) int64 { return st.WriterLockTimeouts }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			holder, err := s.pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = holder.Rollback(ctx) }()
+			if _, err := holder.Exec(ctx, c.lock); err != nil {
+				t.Fatal(err)
+			}
+			before := c.stat(s.Stats())
+			reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			t1 := time.Now()
+			_, err = s.Transact(reqCtx, increment)
+			took := time.Since(t1)
+			if models.CodeOf(err) != models.CodeUnavailable || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want CodeUnavailable naming %q", err, c.want)
+			}
+			if took > 3*time.Second {
+				t.Fatalf("failed after %v: the budget is 500 ms", took)
+			}
+			if c.stat(s.Stats()) == before {
+				t.Fatalf("stats %+v: the lock timeouts were not counted", s.Stats())
+			}
+			if err := holder.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Transact(reqCtx, increment); err != nil {
+				t.Fatalf("after the lock was released: %v", err)
+			}
+		})
+	}
+}
+
+// TestWriterQueueBoundedByBudget: writers that cannot get a writer slot
+// (every slot is taken by a write that does not finish) are answered 503
+// "database busy" when the retry budget runs out, long before the request's
+// deadline, and counted; a write whose request ends first gets the request's
+// own error; reads still find a connection meanwhile; once the slot is free,
+// the same write succeeds.
+func TestWriterQueueBoundedByBudget(t *testing.T) {
+	const budget = 300 * time.Millisecond
+	s := openStore(t, func(c *Config) {
+		c.MaxConns = 2 // one writer slot, one connection kept for reads
+		c.RetryBudget = budget
+	})
+	if n := cap(s.writers); n != 1 {
+		t.Fatalf("%d writer slots for 2 connections, want 1", n)
+	}
+	ctx := context.Background()
+	hold, held := make(chan struct{}), make(chan struct{})
+	holderDone := make(chan error, 1)
+	go func() {
+		_, err := s.Transact(ctx, write(func(context.Context, repos.Repo) (any, error) {
+			close(held)
+			<-hold
+			return nil, nil
+		}))
+		holderDone <- err
+	}()
+	<-held
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(hold)
+			if err := <-holderDone; err != nil {
+				t.Errorf("the holding write: %v", err)
+			}
+		}
+	}
+	defer release()
+
+	noop := write(func(context.Context, repos.Repo) (any, error) { return nil, nil })
+	reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	t1 := time.Now()
+	_, err := s.Transact(reqCtx, noop)
+	took := time.Since(t1)
+	const want = "database busy: the retry budget (300ms) ran out while waiting for a writer connection"
+	if models.CodeOf(err) != models.CodeUnavailable || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want CodeUnavailable %q", err, want)
+	}
+	if took < budget || took > 3*time.Second {
+		t.Fatalf("answered after %v; the budget is %v and the request's deadline 10 s", took, budget)
+	}
+	if st := s.Stats(); st.QueueTimeouts != 1 || st.Exhausted != 1 {
+		t.Fatalf("stats %+v: want one queue timeout, one exhausted operation", st)
+	}
+
+	// The request's own deadline, shorter than the budget, is reported as
+	// such (the server answers it as a timeout).
+	shortCtx, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err = s.Transact(shortCtx, noop)
+	cancelShort()
+	if models.CodeOf(err) != models.CodeUnavailable ||
+		!strings.Contains(err.Error(), "request ended before the database answered, while waiting for a writer connection") {
+		t.Fatalf("request deadline first: %v", err)
+	}
+	if st := s.Stats(); st.QueueTimeouts != 1 {
+		t.Fatalf("stats %+v: the request's own deadline counted as a queue timeout", st)
+	}
+
+	// Reads do not queue behind writers.
+	if _, err := s.Transact(reqCtx, read(func(context.Context, repos.Repo) (any, error) { return nil, nil })); err != nil {
+		t.Fatalf("a read while the writer slot is taken: %v", err)
+	}
+	release()
+	if _, err := s.Transact(reqCtx, noop); err != nil {
+		t.Fatalf("after the slot was freed: %v", err)
 	}
 }
