@@ -41,6 +41,7 @@ type config struct {
 	addr              string
 	auth              auth.Config
 	allowHTTPBaseURLs bool
+	quotas            quotaConfig
 	serverTimeout     time.Duration
 	dev               bool
 	devDir            string
@@ -62,6 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	cfg.auth.RegisterFlags(fs)
 	fs.BoolVar(&cfg.allowHTTPBaseURLs, "allow_http_base_urls", false,
 		"accept http:// (not only https://) uss_base_url values; for testing only (spec §3.5)")
+	cfg.quotas.registerFlags(fs)
 	fs.DurationVar(&cfg.serverTimeout, "server_timeout", server.DefaultHandlerTimeout,
 		"longest time one request may take before it is answered 503")
 	fs.BoolVar(&cfg.dev, "dev", false,
@@ -249,6 +251,7 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 		Store:             be.store,
 		Authenticator:     authn,
 		AllowHTTPBaseURLs: cfg.allowHTTPBaseURLs,
+		Quotas:            cfg.quotas.quotas(),
 		HandlerTimeout:    cfg.serverTimeout,
 		Logger:            log.Named("http"),
 	})

@@ -32,10 +32,13 @@ const (
 	// CodeUnavailable is a store that cannot answer now, or an operation whose
 	// outcome is unknown (503).
 	CodeUnavailable
+	// CodeQuotaExceeded is a write that would take its USS past a per-USS
+	// quota (429, the status utm.yaml gives every PUT for "too many").
+	CodeQuotaExceeded
 )
 
 var codeNames = [...]string{"Internal", "BadRequest", "Unauthenticated", "PermissionDenied", "NotFound",
-	"VersionMismatch", "AlreadyExists", "MissingKey", "AreaTooLarge", "Unavailable"}
+	"VersionMismatch", "AlreadyExists", "MissingKey", "AreaTooLarge", "Unavailable", "QuotaExceeded"}
 
 func (c Code) String() string {
 	if c >= 0 && int(c) < len(codeNames) {

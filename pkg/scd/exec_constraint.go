@@ -71,6 +71,17 @@ func (op *PutConstraint) Execute(ctx context.Context, repo repos.Repo) (any, err
 		version = old.Version + 1
 	}
 
+	// The per-USS quota, before the write (docs/quotas.md).
+	cells := normalizedCells(e.Cells)
+	quota := quotaCheck{kind: repos.QuotaEntities, limit: op.MaxEntitiesPerCell,
+		manager: op.Caller, now: op.Now, cells: cells, exceptCR: op.ID}
+	if old != nil && inForce(old.EndTime, op.Now) {
+		quota.held = normalizedCells(old.Cells)
+	}
+	if err := quota.run(ctx, repo); err != nil {
+		return nil, err
+	}
+
 	// C. Write, then notify over union(old, new).
 	cr := &models.Constraint{
 		ID:         op.ID,
@@ -79,7 +90,7 @@ func (op *PutConstraint) Execute(ctx context.Context, repo repos.Repo) (any, err
 		USSBaseURL: op.USSBaseURL,
 		StartTime:  *e.StartTime,
 		EndTime:    *e.EndTime,
-		Cells:      normalizedCells(e.Cells),
+		Cells:      cells,
 		UpdatedAt:  op.Now,
 	}
 	if old != nil {

@@ -75,6 +75,20 @@ func (op *PutOperationalIntent) Execute(ctx context.Context, repo repos.Repo) (a
 			"operational intent %s does not exist; create it without an OVN", op.ID)
 	}
 
+	// The per-USS quota, before anything is written. Nonconforming and
+	// Contingent writes are exempt: a USS whose aircraft left its plan must
+	// always be able to tell the airspace where it is (docs/quotas.md).
+	if op.State.RequiresKeyCheck() {
+		quota := quotaCheck{kind: repos.QuotaEntities, limit: op.MaxEntitiesPerCell,
+			manager: op.Caller, now: op.Now, cells: ext.cells, exceptOIR: op.ID}
+		if old != nil && inForce(old.EndTime, op.Now) {
+			quota.held = normalizedCells(old.Cells)
+		}
+		if err := quota.run(ctx, repo); err != nil {
+			return nil, err
+		}
+	}
+
 	// D. Subscription resolution.
 	var prev *models.Subscription
 	if old != nil && old.SubscriptionID != "" {

@@ -95,6 +95,17 @@ func (op *PutSubscription) Execute(ctx context.Context, repo repos.Repo) (any, e
 	}
 
 	cells := normalizedCells(op.Extents.Cells)
+	// The quota comes after the existence, version and owner checks, so
+	// their answers win (docs/quotas.md).
+	quota := quotaCheck{kind: repos.QuotaSubscriptions, limit: op.MaxSubscriptionsPerCell,
+		manager: op.Caller, now: op.Now, cells: cells, exceptSub: op.ID}
+	if old != nil && !old.Implicit && inForce(old.EndTime, op.Now) {
+		quota.held = normalizedCells(old.Cells)
+	}
+	if err := quota.run(ctx, repo); err != nil {
+		return nil, err
+	}
+
 	sub := &models.Subscription{
 		ID:                          op.ID,
 		Manager:                     op.Caller,

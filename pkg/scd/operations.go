@@ -31,6 +31,13 @@ const (
 	OpDeleteSubscription
 	OpGetUssAvailability
 	OpPutUssAvailability
+	// The PUTs carrying a per-USS quota (docs/quotas.md). A PUT whose quota
+	// is 0 (none) keeps its original type and encoding above, so a log
+	// written without quotas reads the same, and a node run with every
+	// quota at 0 writes entries that builds without quotas can apply.
+	OpPutOperationalIntentWithQuota
+	OpPutConstraintWithQuota
+	OpPutSubscriptionWithQuota
 )
 
 // Every field of every operation is decided before the operation runs:
@@ -77,6 +84,9 @@ type PutOperationalIntent struct {
 	// RequestedOVN is "{id}_{suffix}" when the request carried a valid
 	// requested_ovn_suffix, else "".
 	RequestedOVN models.OVN
+	// MaxEntitiesPerCell is the proposing node's quota of OIRs and CRs per
+	// USS per cell (0: none), decided by the handler from its flags.
+	MaxEntitiesPerCell uint32
 }
 
 // DeleteOperationalIntent is endpoint 5.
@@ -107,6 +117,8 @@ type PutConstraint struct {
 	// Extents is the union of the request's extents; start and end present.
 	Extents    models.Volume4D
 	USSBaseURL string
+	// MaxEntitiesPerCell is as in PutOperationalIntent.
+	MaxEntitiesPerCell uint32
 }
 
 // DeleteConstraint is endpoint 10.
@@ -141,6 +153,9 @@ type PutSubscription struct {
 	USSBaseURL                  string
 	NotifyForOperationalIntents bool
 	NotifyForConstraints        bool
+	// MaxSubscriptionsPerCell is the proposing node's quota of explicit
+	// subscriptions per USS per cell (0: none).
+	MaxSubscriptionsPerCell uint32
 }
 
 // DeleteSubscription is endpoint 15.
@@ -165,18 +180,39 @@ type PutUssAvailability struct {
 
 func (*QueryOperationalIntents) Type() store.OpType { return OpQueryOperationalIntents }
 func (*GetOperationalIntent) Type() store.OpType    { return OpGetOperationalIntent }
-func (*PutOperationalIntent) Type() store.OpType    { return OpPutOperationalIntent }
 func (*DeleteOperationalIntent) Type() store.OpType { return OpDeleteOperationalIntent }
 func (*QueryConstraints) Type() store.OpType        { return OpQueryConstraints }
 func (*GetConstraint) Type() store.OpType           { return OpGetConstraint }
-func (*PutConstraint) Type() store.OpType           { return OpPutConstraint }
 func (*DeleteConstraint) Type() store.OpType        { return OpDeleteConstraint }
 func (*QuerySubscriptions) Type() store.OpType      { return OpQuerySubscriptions }
 func (*GetSubscription) Type() store.OpType         { return OpGetSubscription }
-func (*PutSubscription) Type() store.OpType         { return OpPutSubscription }
 func (*DeleteSubscription) Type() store.OpType      { return OpDeleteSubscription }
 func (*GetUssAvailability) Type() store.OpType      { return OpGetUssAvailability }
 func (*PutUssAvailability) Type() store.OpType      { return OpPutUssAvailability }
+
+// A PUT with a quota has its own type, so that a build that does not know
+// the quota fields refuses the entry (and halts) instead of applying it
+// without the quota, diverging from the replicas that do apply it.
+func (o *PutOperationalIntent) Type() store.OpType {
+	if o.MaxEntitiesPerCell != 0 {
+		return OpPutOperationalIntentWithQuota
+	}
+	return OpPutOperationalIntent
+}
+
+func (o *PutConstraint) Type() store.OpType {
+	if o.MaxEntitiesPerCell != 0 {
+		return OpPutConstraintWithQuota
+	}
+	return OpPutConstraint
+}
+
+func (o *PutSubscription) Type() store.OpType {
+	if o.MaxSubscriptionsPerCell != 0 {
+		return OpPutSubscriptionWithQuota
+	}
+	return OpPutSubscription
+}
 
 func (*QueryOperationalIntents) ReadOnly() bool { return true }
 func (*GetOperationalIntent) ReadOnly() bool    { return true }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/raftdss/dss/pkg/auth"
+	"github.com/raftdss/dss/pkg/scd"
 	"github.com/raftdss/dss/pkg/scd/server"
 	"github.com/raftdss/dss/pkg/scd/store/memstore"
 )
@@ -106,7 +107,9 @@ func setUpTarget() (func(), error) {
 	var cfg server.Config
 	switch b := os.Getenv(envBackend); b {
 	case "", "memstore":
-		cfg = server.Config{Store: memstore.New(), Authenticator: a}
+		// With the quotas core-service enforces by default (quota_test.go).
+		cfg = server.Config{Store: memstore.New(), Authenticator: a,
+			Quotas: scd.Quotas{SubscriptionsPerCell: defaultQuotaSubscriptions, EntitiesPerCell: defaultQuotaEntities}}
 	default:
 		cancel()
 		a.Close()

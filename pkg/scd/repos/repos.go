@@ -18,6 +18,7 @@ package repos
 
 import (
 	"context"
+	"time"
 
 	"github.com/raftdss/dss/pkg/models"
 )
@@ -31,6 +32,7 @@ type Repo interface {
 	Subscriptions
 	Constraints
 	Availabilities
+	Quotas
 }
 
 // OperationalIntents stores OIRs.
@@ -87,4 +89,60 @@ type Availabilities interface {
 	// GetUssAvailability returns nil and no error if uss has no record.
 	GetUssAvailability(ctx context.Context, uss string) (*models.UssAvailability, error)
 	UpsertUssAvailability(ctx context.Context, a *models.UssAvailability) error
+}
+
+// QuotaKind says what a QuotaQuery counts.
+type QuotaKind uint8
+
+const (
+	// QuotaSubscriptions counts explicit subscriptions (Implicit false).
+	QuotaSubscriptions QuotaKind = iota + 1
+	// QuotaEntities counts OIRs and CRs together.
+	QuotaEntities
+)
+
+// QuotaQuery asks whether one manager already holds Limit entities of a
+// kind in any of a set of cells (the per-USS quotas, docs/quotas.md).
+type QuotaQuery struct {
+	Kind    QuotaKind
+	Manager string
+	// Cells are the cells to check: sorted, duplicate-free, non-empty.
+	Cells []models.CellID
+	// NotBefore is the request time: an entity ending before it (expired)
+	// does not count.
+	NotBefore time.Time
+	// The entity being written is not counted: ExceptSubscription for
+	// QuotaSubscriptions, ExceptOperationalIntent or ExceptConstraint for
+	// QuotaEntities ("" excludes nothing).
+	ExceptSubscription      models.ID
+	ExceptOperationalIntent models.ID
+	ExceptConstraint        models.ID
+	// Limit is at least 1.
+	Limit int
+}
+
+// Check refuses a query this contract does not allow (a store bug, never
+// the client's), so that every backend refuses it the same way.
+func (q *QuotaQuery) Check() error {
+	switch {
+	case q == nil:
+		return models.Errorf(models.CodeInternal, "quota query is nil")
+	case q.Kind != QuotaSubscriptions && q.Kind != QuotaEntities:
+		return models.Errorf(models.CodeInternal, "quota query of unknown kind %d", q.Kind)
+	case len(q.Cells) == 0:
+		return models.Errorf(models.CodeInternal, "quota query without cells")
+	case q.Limit < 1:
+		return models.Errorf(models.CodeInternal, "quota query with limit %d", q.Limit)
+	}
+	return nil
+}
+
+// Quotas answers the per-USS quota checks.
+type Quotas interface {
+	// FirstFullCell returns the lowest of q.Cells (in CellID order) in which
+	// the entities that q counts (manager q.Manager, kind q.Kind, ending at
+	// or after q.NotBefore, other than the excepted one) number at least
+	// q.Limit, and true; or false when no cell is that full. The answer is
+	// exact: no search cap applies.
+	FirstFullCell(ctx context.Context, q *QuotaQuery) (models.CellID, bool, error)
 }

@@ -41,6 +41,8 @@ func statusFor(code models.Code, rt *route) int {
 		return http.StatusBadRequest
 	case models.CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case models.CodeQuotaExceeded:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }

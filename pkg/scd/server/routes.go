@@ -185,6 +185,8 @@ func putOperationalIntent(s *server, rq *request) (response, error) {
 	if op.NewSubscription != nil {
 		op.NewSubscriptionID = s.cfg.NewID()
 	}
+	// This node's quota travels in the operation too (docs/quotas.md).
+	op.MaxEntitiesPerCell = s.cfg.Quotas.EntitiesPerCell
 	return run(rq, s, op, nil, status, func(res scd.OperationalIntentResult) any {
 		return api.RenderChangeOperationalIntent(rq.caller(), res)
 	})
@@ -220,7 +222,11 @@ func putConstraint(s *server, rq *request) (response, error) {
 		return response{}, err
 	}
 	op, err := api.ParsePutConstraint(rq.info, rq.params[0], ovn, create, rq.body)
-	return run(rq, s, op, err, status, func(res scd.ConstraintResult) any {
+	if err != nil {
+		return response{}, err
+	}
+	op.MaxEntitiesPerCell = s.cfg.Quotas.EntitiesPerCell
+	return run(rq, s, op, nil, status, func(res scd.ConstraintResult) any {
 		return api.RenderChangeConstraint(rq.caller(), res)
 	})
 }
@@ -256,7 +262,11 @@ func putSubscription(s *server, rq *request) (response, error) {
 	}
 	// Create and update both answer 200 (§1 row 13).
 	op, err := api.ParsePutSubscription(rq.info, rq.params[0], version, create, rq.body)
-	return run(rq, s, op, err, http.StatusOK, func(res scd.PutSubscriptionResult) any {
+	if err != nil {
+		return response{}, err
+	}
+	op.MaxSubscriptionsPerCell = s.cfg.Quotas.SubscriptionsPerCell
+	return run(rq, s, op, nil, http.StatusOK, func(res scd.PutSubscriptionResult) any {
 		return api.RenderPutSubscription(rq.caller(), res)
 	})
 }

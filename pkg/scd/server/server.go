@@ -41,6 +41,9 @@ type Config struct {
 	Authenticator Authenticator
 	// AllowHTTPBaseURLs lifts the https requirement on uss_base_url (§3.5).
 	AllowHTTPBaseURLs bool
+	// Quotas are the per-USS limits copied into every PUT this handler
+	// builds (docs/quotas.md); the zero value sets none.
+	Quotas scd.Quotas
 	// HandlerTimeout bounds each request from authentication to rendering
 	// (default DefaultHandlerTimeout). A request that runs past it gets 503.
 	HandlerTimeout time.Duration

@@ -393,6 +393,12 @@ func TestErrorStatusMapping(t *testing.T) {
 		{"version mismatch", models.Errorf(models.CodeVersionMismatch, "x"), 4, 409, nil},
 		{"already exists", models.Errorf(models.CodeAlreadyExists, "x"), 12, 409, nil},
 		{"unavailable", models.Errorf(models.CodeUnavailable, "x"), 1, 503, nil},
+		{"quota on OIR PUT", models.Errorf(models.CodeQuotaExceeded, "x"), 2, 429, func(t *testing.T, m map[string]any) {
+			if len(m) != 1 {
+				t.Fatalf("body %v: want only message (a 429 is no AirspaceConflictResponse)", m)
+			}
+		}},
+		{"quota on subscription PUT", models.Errorf(models.CodeQuotaExceeded, "x"), 12, 429, nil},
 		{"area too large on OIR query", models.Errorf(models.CodeAreaTooLarge, "x"), 0, 400, nil},
 		{"area too large on sub query", models.Errorf(models.CodeAreaTooLarge, "x"), 10, 413, nil},
 		{"wrapped code", fmt.Errorf("ctx: %w", models.Errorf(models.CodeNotFound, "x")), 1, 404, nil},

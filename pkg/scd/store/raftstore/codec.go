@@ -40,6 +40,14 @@ import (
 // which it does: it cannot decode them and stops) rather than reinterpret
 // entries already in logs. TestCodecCoversEveryField fails until the codec
 // handles a new field.
+//
+// The per-USS quotas are such fields. A PUT whose quota is 0 keeps its
+// original type and exactly its original encoding (the quota is not
+// written), so entries logged before quotas existed decode as PUTs without
+// a quota, which is how they were applied. A PUT with a quota has a type of
+// its own (Op...WithQuota): the original encoding followed by the quota as
+// a uvarint, which must not be 0 there (0 has exactly one encoding: the
+// original type).
 
 // maxDecodeCount bounds a decoded count before allocating, on top of the
 // check that the remaining input can hold that many elements.
@@ -73,8 +81,17 @@ func codecOf[T any, P interface {
 	scd.Operation
 }](name string, enc func(*encoder, *T), dec func(*decoder, *T)) opCodec {
 	var zero P = new(T)
+	return codecOfType[T, P](zero.Type(), name, enc, dec)
+}
+
+// codecOfType is codecOf for a type other than the zero value's (the
+// quota variants of the PUTs).
+func codecOfType[T any, P interface {
+	*T
+	scd.Operation
+}](t store.OpType, name string, enc func(*encoder, *T), dec func(*decoder, *T)) opCodec {
 	return opCodec{
-		t:    zero.Type(),
+		t:    t,
 		name: name,
 		encode: func(op scd.Operation) ([]byte, error) {
 			v, ok := op.(P)
@@ -125,23 +142,7 @@ var codecs = []opCodec{
 	codecOf("GetConstraint",
 		func(e *encoder, o *scd.GetConstraint) { e.str(o.Caller); e.str(string(o.ID)) },
 		func(d *decoder, o *scd.GetConstraint) { o.Caller = d.str(); o.ID = models.ID(d.str()) }),
-	codecOf("PutConstraint",
-		func(e *encoder, o *scd.PutConstraint) {
-			e.str(o.Caller)
-			e.time(o.Now)
-			e.str(string(o.ID))
-			e.str(string(o.OVN))
-			e.volume(&o.Extents)
-			e.str(o.USSBaseURL)
-		},
-		func(d *decoder, o *scd.PutConstraint) {
-			o.Caller = d.str()
-			o.Now = d.time()
-			o.ID = models.ID(d.str())
-			o.OVN = models.OVN(d.str())
-			d.volume(&o.Extents)
-			o.USSBaseURL = d.str()
-		}),
+	codecOf("PutConstraint", encodePutConstraint, decodePutConstraint),
 	codecOf("DeleteConstraint",
 		func(e *encoder, o *scd.DeleteConstraint) {
 			e.str(o.Caller)
@@ -159,27 +160,7 @@ var codecs = []opCodec{
 	codecOf("GetSubscription",
 		func(e *encoder, o *scd.GetSubscription) { e.str(o.Caller); e.str(string(o.ID)) },
 		func(d *decoder, o *scd.GetSubscription) { o.Caller = d.str(); o.ID = models.ID(d.str()) }),
-	codecOf("PutSubscription",
-		func(e *encoder, o *scd.PutSubscription) {
-			e.str(o.Caller)
-			e.time(o.Now)
-			e.str(string(o.ID))
-			e.str(o.Version)
-			e.volume(&o.Extents)
-			e.str(o.USSBaseURL)
-			e.bool(o.NotifyForOperationalIntents)
-			e.bool(o.NotifyForConstraints)
-		},
-		func(d *decoder, o *scd.PutSubscription) {
-			o.Caller = d.str()
-			o.Now = d.time()
-			o.ID = models.ID(d.str())
-			o.Version = d.str()
-			d.volume(&o.Extents)
-			o.USSBaseURL = d.str()
-			o.NotifyForOperationalIntents = d.bool()
-			o.NotifyForConstraints = d.bool()
-		}),
+	codecOf("PutSubscription", encodePutSubscription, decodePutSubscription),
 	codecOf("DeleteSubscription",
 		func(e *encoder, o *scd.DeleteSubscription) {
 			e.str(o.Caller)
@@ -207,6 +188,61 @@ var codecs = []opCodec{
 			o.OldVersion = d.str()
 			o.Availability = models.Availability(d.str())
 		}),
+	codecOfType(scd.OpPutOperationalIntentWithQuota, "PutOperationalIntentWithQuota",
+		func(e *encoder, o *scd.PutOperationalIntent) { encodePutOIR(e, o); e.quota(o.MaxEntitiesPerCell) },
+		func(d *decoder, o *scd.PutOperationalIntent) { decodePutOIR(d, o); o.MaxEntitiesPerCell = d.quota() }),
+	codecOfType(scd.OpPutConstraintWithQuota, "PutConstraintWithQuota",
+		func(e *encoder, o *scd.PutConstraint) { encodePutConstraint(e, o); e.quota(o.MaxEntitiesPerCell) },
+		func(d *decoder, o *scd.PutConstraint) { decodePutConstraint(d, o); o.MaxEntitiesPerCell = d.quota() }),
+	codecOfType(scd.OpPutSubscriptionWithQuota, "PutSubscriptionWithQuota",
+		func(e *encoder, o *scd.PutSubscription) {
+			encodePutSubscription(e, o)
+			e.quota(o.MaxSubscriptionsPerCell)
+		},
+		func(d *decoder, o *scd.PutSubscription) {
+			decodePutSubscription(d, o)
+			o.MaxSubscriptionsPerCell = d.quota()
+		}),
+}
+
+func encodePutConstraint(e *encoder, o *scd.PutConstraint) {
+	e.str(o.Caller)
+	e.time(o.Now)
+	e.str(string(o.ID))
+	e.str(string(o.OVN))
+	e.volume(&o.Extents)
+	e.str(o.USSBaseURL)
+}
+
+func decodePutConstraint(d *decoder, o *scd.PutConstraint) {
+	o.Caller = d.str()
+	o.Now = d.time()
+	o.ID = models.ID(d.str())
+	o.OVN = models.OVN(d.str())
+	d.volume(&o.Extents)
+	o.USSBaseURL = d.str()
+}
+
+func encodePutSubscription(e *encoder, o *scd.PutSubscription) {
+	e.str(o.Caller)
+	e.time(o.Now)
+	e.str(string(o.ID))
+	e.str(o.Version)
+	e.volume(&o.Extents)
+	e.str(o.USSBaseURL)
+	e.bool(o.NotifyForOperationalIntents)
+	e.bool(o.NotifyForConstraints)
+}
+
+func decodePutSubscription(d *decoder, o *scd.PutSubscription) {
+	o.Caller = d.str()
+	o.Now = d.time()
+	o.ID = models.ID(d.str())
+	o.Version = d.str()
+	d.volume(&o.Extents)
+	o.USSBaseURL = d.str()
+	o.NotifyForOperationalIntents = d.bool()
+	o.NotifyForConstraints = d.bool()
 }
 
 func encodePutOIR(e *encoder, o *scd.PutOperationalIntent) {
@@ -288,6 +324,9 @@ func (e *encoder) ovns(l []models.OVN) {
 		e.str(string(o))
 	}
 }
+
+// quota writes a non-zero quota (a zero one is never encoded).
+func (e *encoder) quota(q uint32) { e.uvarint(uint64(q)) }
 
 func (e *encoder) volume(v *models.Volume4D) {
 	e.uvarint(uint64(len(v.Cells)))
@@ -450,6 +489,19 @@ func (d *decoder) ovns() []models.OVN {
 		return nil
 	}
 	return l
+}
+
+// quota reads the quota of a ...WithQuota entry: 1 to 2^32-1.
+func (d *decoder) quota() uint32 {
+	v := d.uvarint()
+	if d.err != nil {
+		return 0
+	}
+	if v == 0 || v > math.MaxUint32 {
+		d.fail("quota %d out of range (1 to %d)", v, uint64(math.MaxUint32))
+		return 0
+	}
+	return uint32(v)
 }
 
 func (d *decoder) volume(v *models.Volume4D) {

@@ -20,6 +20,11 @@ func allOps() []scd.Operation {
 		&scd.DeleteOperationalIntent{}, &scd.QueryConstraints{}, &scd.GetConstraint{}, &scd.PutConstraint{},
 		&scd.DeleteConstraint{}, &scd.QuerySubscriptions{}, &scd.GetSubscription{}, &scd.PutSubscription{},
 		&scd.DeleteSubscription{}, &scd.GetUssAvailability{}, &scd.PutUssAvailability{},
+		// The quota variants of the PUTs (fill sets the quota, so the PUTs
+		// above are filled as quota variants too; TestCodecWithoutQuota
+		// covers the zero quota).
+		&scd.PutOperationalIntent{MaxEntitiesPerCell: 1}, &scd.PutConstraint{MaxEntitiesPerCell: 1},
+		&scd.PutSubscription{MaxSubscriptionsPerCell: 1},
 	}
 }
 
@@ -29,15 +34,20 @@ func TestRegistryHoldsEveryOperation(t *testing.T) {
 	if got := len(reg.Types()); got != len(ops) {
 		t.Fatalf("registry has %d types, want %d", got, len(ops))
 	}
+	types := map[store.OpType]bool{}
 	for _, op := range ops {
 		if _, err := reg.Encode(op); err != nil {
 			t.Errorf("%T: %v", op, err)
 		}
+		types[op.Type()] = true
+	}
+	if len(types) != len(ops) {
+		t.Errorf("allOps covers %d distinct types, want %d", len(types), len(ops))
 	}
 	// The last declared OpType must be covered: a new operation added to
 	// pkg/scd without a codec fails here.
-	if _, err := reg.Decode(scd.OpPutUssAvailability+1, nil); err == nil {
-		t.Errorf("OpType %d after the last known one decodes; is it a new operation without a test?", scd.OpPutUssAvailability+1)
+	if _, err := reg.Decode(scd.OpPutSubscriptionWithQuota+1, nil); err == nil {
+		t.Errorf("OpType %d after the last known one decodes; is it a new operation without a test?", scd.OpPutSubscriptionWithQuota+1)
 	}
 }
 
@@ -72,6 +82,8 @@ func fill(rng *rand.Rand, v reflect.Value) {
 		v.SetBool(true)
 	case reflect.Int64, reflect.Int32, reflect.Int:
 		v.SetInt(rng.Int64() - rng.Int64())
+	case reflect.Uint32:
+		v.SetUint(1 + rng.Uint64N(1<<32-1))
 	case reflect.Float32:
 		v.SetFloat(float64(rng.Float32()*1e4 - 5e3))
 	default:
