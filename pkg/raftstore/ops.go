@@ -39,12 +39,12 @@ type OperationOptions struct {
 	// proposer answers with the result of its own apply. DecodeOperation then
 	// accepts read-only operations in the log.
 	//
-	// Every node of a cluster must run with the same setting: a node without
-	// it refuses the first read entry it meets as undecodable and stops, by
-	// design (reads never enter the log of a production cluster, so one
-	// there means a foreign or corrupt writer). The same holds for a restart
-	// on a data directory holding read entries, and for offline tools that
-	// replay it.
+	// Every node of a cluster should run with the same setting: a node
+	// without it applies each read entry it meets as a failed operation
+	// (ErrBadOperation), which changes nothing, so replicas stay equal; reads
+	// never enter the log of a production cluster. The same holds for a
+	// restart on a data directory holding read entries, and for offline
+	// tools that replay it.
 	ReadsViaLog bool
 }
 
