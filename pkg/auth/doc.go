@@ -14,7 +14,7 @@
 // 32 usable keys of at most 8,192 bits. The verified-token cache is bounded by
 // entries and by bytes (DefaultTokenCacheSize, DefaultTokenCacheBytes). The
 // subject must be a valid USS identifier (models.USSIDProblem), since it is
-// the uss_id of the availability endpoints. docs/limits-auth.md lists them.
+// the uss_id of the availability endpoints. docs/limits.md lists them.
 //
 // It must never: accept a token that is not RSA-signed (alg "none" and HMAC
 // are rejected outright, since an HMAC "secret" would be our public key);
