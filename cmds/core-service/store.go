@@ -278,6 +278,8 @@ type backend struct {
 	// ping, when set, checks that the store can serve (/readyz): the SQL
 	// store's database answers.
 	ping func(ctx context.Context) error
+	// reloadTLS rereads the raft peer certificates; nil without peer TLS.
+	reloadTLS func() error
 	// done is closed when the store stopped by itself (never, for stores
 	// that cannot); err says why.
 	done  <-chan struct{}
@@ -305,6 +307,7 @@ func openRaftStore(rc *raftConfig, log *zap.Logger, reg prometheus.Registerer) (
 		tlsCfg = &grpctransport.TLSConfig{CertFile: rc.tlsCert, KeyFile: rc.tlsKey, CAFile: rc.tlsCA}
 	}
 	rlog := log.Named("raft")
+	var gt *grpctransport.GRPCTransport // set once, while raftstore.Open runs
 	insecure := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "dss_raft_insecure_plaintext_peers",
 		Help: "1 when this node runs raft without peer authentication (--" + insecurePlaintextFlag + "), else 0.",
@@ -340,6 +343,7 @@ func openRaftStore(rc *raftConfig, log *zap.Logger, reg prometheus.Registerer) (
 				return nil, err
 			}
 			rlog.Info("raft transport listening", zap.String("addr", t.Addr()), zap.Bool("mtls", tlsCfg != nil))
+			gt = t
 			return t, nil
 		},
 		Registerer:  reg,
@@ -363,5 +367,9 @@ func openRaftStore(rc *raftConfig, log *zap.Logger, reg prometheus.Registerer) (
 		log.Warn("--raft_reads_via_log: every read is proposed through the Raft log and executed by every replica " +
 			"(benchmarks only; every node of the cluster must run with it)")
 	}
-	return &backend{store: st, raft: st, members: st.Node(), done: st.Done(), err: st.Err, close: st.Stop}, nil
+	be := &backend{store: st, raft: st, members: st.Node(), done: st.Done(), err: st.Err, close: st.Stop}
+	if tlsCfg != nil && gt != nil {
+		be.reloadTLS = gt.ReloadTLS
+	}
+	return be, nil
 }

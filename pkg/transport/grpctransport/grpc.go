@@ -32,8 +32,8 @@ type GRPCTransport struct {
 	rep       *report.Reporter
 	lis       net.Listener
 	srv       *grpc.Server
-	serverTLS *tls.Config // nil: plaintext
-	clientTLS *tls.Config // specialised per peer by peerTLS
+	serverTLS *tls.Config                 // nil: plaintext
+	tls       atomic.Pointer[tlsMaterial] // nil: plaintext; replaced by ReloadTLS
 	snapSeq   atomic.Uint64
 
 	ctx    context.Context // parent of every peer's context; cancelled by Stop
@@ -66,9 +66,12 @@ func NewGRPC(cfg GRPCConfig) (*GRPCTransport, error) {
 		serveDone: make(chan struct{}),
 	}
 	if cfg.TLS != nil {
-		if t.serverTLS, t.clientTLS, err = tlsConfigs(cfg.TLS, cfg.ID); err != nil {
+		m, err := loadTLS(cfg.TLS, cfg.ID)
+		if err != nil {
 			return nil, err
 		}
+		t.tls.Store(m)
+		t.serverTLS = t.serverTLSConfig()
 	}
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),

@@ -69,8 +69,8 @@ type peerConn struct {
 
 func newPeerConn(t *GRPCTransport, id uint64, addr string) (*peerConn, error) {
 	creds := insecure.NewCredentials()
-	if t.clientTLS != nil {
-		creds = credentials.NewTLS(peerTLS(t.clientTLS, id))
+	if t.serverTLS != nil {
+		creds = credentials.NewTLS(t.peerTLS(id))
 	}
 	// passthrough: dial exactly the address we were given, no resolver.
 	cc, err := grpc.NewClient("passthrough:///"+addr,
