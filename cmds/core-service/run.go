@@ -268,6 +268,7 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 		Quotas:            cfg.quotas.quotas(),
 		HandlerTimeout:    cfg.serverTimeout,
 		Logger:            log.Named("http"),
+		Registerer:        metrics,
 	})
 	if err != nil {
 		return err
