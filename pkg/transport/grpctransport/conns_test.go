@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,6 +42,21 @@ func closedWithin(t *testing.T, c net.Conn, limit time.Duration) time.Duration {
 		t.Fatalf("connection still open after %v (read: %v)", limit, err)
 	}
 	return time.Since(start)
+}
+
+// dialRefused connects to addr from local and expects the connection to be
+// reset on arrival (which may already fail the dial).
+func dialRefused(t *testing.T, addr, local string) {
+	t.Helper()
+	c, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: wait}).Dial("tcp", addr)
+	if err == nil {
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(wait))
+		_, err = c.Read(make([]byte, 1))
+	}
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("connection from %s over the limit was not reset: %v", local, err)
+	}
 }
 
 // TestSilentConnectionIsClosed: a connection that never completes the TLS
@@ -141,7 +157,7 @@ func TestInboundConnectionLimits(t *testing.T) {
 	}
 	held := []net.Conn{dial("127.0.0.1"), dial("127.0.0.1")}
 	waitInbound(t, tr, "two held", func(s grpctransport.InboundStats) bool { return s.Open == 2 })
-	closedWithin(t, dial("127.0.0.1"), 5*time.Second)
+	dialRefused(t, tr.Addr(), "127.0.0.1")
 	waitInbound(t, tr, "per-IP refusal", func(s grpctransport.InboundStats) bool {
 		return s == grpctransport.InboundStats{Open: 2, RefusedPerIP: 1}
 	})
@@ -152,7 +168,7 @@ func TestInboundConnectionLimits(t *testing.T) {
 		t.Cleanup(func() { _ = probe.Close() })
 		held = append(held, probe)
 		waitInbound(t, tr, "third held", func(s grpctransport.InboundStats) bool { return s.Open == 3 })
-		closedWithin(t, dial("127.0.0.2"), 5*time.Second)
+		dialRefused(t, tr.Addr(), "127.0.0.2")
 		waitInbound(t, tr, "total refusal", func(s grpctransport.InboundStats) bool {
 			return s == grpctransport.InboundStats{Open: 3, RefusedTotal: 1, RefusedPerIP: 1}
 		})
@@ -169,4 +185,49 @@ func TestInboundConnectionLimits(t *testing.T) {
 	peer.AddPeer(1, tr.Addr())
 	peer.Send([]*raftpb.Message{transporttest.Msg(2, 1, 1)})
 	rec.WaitMessages(t, 1, wait)
+}
+
+// TestPingFloodIsCut: a client that pings faster than the enforcement
+// policy allows is sent GOAWAY and disconnected, long before the idle
+// timeout (left at its 30 s default here) would close it.
+func TestPingFloodIsCut(t *testing.T) {
+	tr := node(t, 1, transporttest.NewRecorder(), nil)
+	c, err := net.Dial("tcp", tr.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	frame := func(typ byte, payload []byte) []byte {
+		n := len(payload)
+		return append([]byte{byte(n >> 16), byte(n >> 8), byte(n), typ, 0, 0, 0, 0, 0}, payload...)
+	}
+	const settings, ping, goAway = 0x4, 0x6, 0x7
+	out := append([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), frame(settings, nil)...)
+	for i := range 10 {
+		out = append(out, frame(ping, []byte{0, 0, 0, 0, 0, 0, 0, byte(i)})...)
+	}
+	if _, err := c.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	in, err := io.ReadAll(c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("ping flood not cut off within %v", wait)
+	}
+	sawGoAway := false
+	for len(in) >= 9 {
+		n := int(in[0])<<16 | int(in[1])<<8 | int(in[2])
+		if in[3] == goAway {
+			sawGoAway = true
+		}
+		if len(in) < 9+n {
+			break
+		}
+		in = in[9+n:]
+	}
+	if !sawGoAway {
+		t.Fatal("connection closed without GOAWAY")
+	}
+	waitInbound(t, tr, "slot released", func(s grpctransport.InboundStats) bool { return s.Open == 0 })
 }

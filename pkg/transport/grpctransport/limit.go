@@ -38,7 +38,7 @@ type InboundStats struct {
 
 // limitListener bounds the connections a net.Listener hands out: at most
 // maxTotal open in all and maxPerIP per remote IP (0: unbounded). A
-// connection over a limit is closed as soon as it is accepted, before any
+// connection over a limit is reset as soon as it is accepted, before any
 // byte is read from it (so before the TLS handshake), and Accept waits for
 // the next one; Accept itself only returns the inner listener's errors, so
 // it blocks in the inner Accept rather than spin. Each accepted connection
@@ -97,6 +97,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		reason := l.acquire(ip)
 		if reason == "" {
 			return &limitedConn{Conn: c, l: l, ip: ip}, nil
+		}
+		// Reset rather than close: a flood of refused connections then
+		// leaves no TIME_WAIT sockets on this node.
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
 		}
 		_ = c.Close()
 		l.refused(ip, reason)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -83,14 +84,22 @@ func (a *acceptor) accepted(t *testing.T) net.Conn {
 	}
 }
 
-// expectClosedByServer waits until the server side closed c.
-func expectClosedByServer(t *testing.T, c net.Conn) {
+// dialRefused connects from local and expects the server to reset the
+// connection (which may already fail the dial).
+func (a *acceptor) dialRefused(t *testing.T, local string) {
 	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(limitWait))
-	_, err := c.Read(make([]byte, 1))
-	var ne net.Error
-	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
-		t.Fatalf("connection over the limit was not closed: read %v", err)
+	d := net.Dialer{Timeout: limitWait}
+	if local != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
+	}
+	c, err := d.Dial("tcp", a.l.Addr().String())
+	if err == nil {
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(limitWait))
+		_, err = c.Read(make([]byte, 1))
+	}
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("connection over the limit was not reset: %v", err)
 	}
 }
 
@@ -123,8 +132,7 @@ func TestLimitListenerTotal(t *testing.T) {
 	c1, c2 := a.accepted(t), a.accepted(t)
 	a.waitStats(t, InboundStats{Open: 2})
 
-	over := a.dial(t, "")
-	expectClosedByServer(t, over)
+	a.dialRefused(t, "")
 	a.waitStats(t, InboundStats{Open: 2, RefusedTotal: 1})
 	a.noneAccepted(t)
 
@@ -165,8 +173,7 @@ func TestLimitListenerPerIP(t *testing.T) {
 	a.dial(t, "127.0.0.1")
 	a.accepted(t)
 	a.accepted(t)
-	over := a.dial(t, "127.0.0.1")
-	expectClosedByServer(t, over)
+	a.dialRefused(t, "127.0.0.1")
 	a.waitStats(t, InboundStats{Open: 2, RefusedPerIP: 1})
 
 	a.dial(t, second)
