@@ -466,6 +466,15 @@ func vote(typ raftpb.MessageType, from uint64, v Status, term uint64) *raftpb.Me
 		LogTerm: proto.Uint64(v.Term), Index: proto.Uint64(v.CommitIndex + 100)}
 }
 
+// ackBeyond is an append response acknowledging an entry far beyond the
+// victim's log: a leader that counted it panicked on its next append to
+// the claimed follower ("need non-empty snapshot"), and so did every new
+// leader the attacker sent it to.
+func ackBeyond(from uint64, v Status) *raftpb.Message {
+	return &raftpb.Message{Type: raftpb.MsgAppResp.Enum(), From: proto.Uint64(from), To: proto.Uint64(v.NodeID),
+		Term: proto.Uint64(v.Term), Index: proto.Uint64(v.CommitIndex + 1000)}
+}
+
 // appendAt is an append under term that follows the entry at index
 // (claimed to be of term logTerm) with one entry of data, and commits it.
 func appendAt(from uint64, v Status, term, logTerm, index uint64, data []byte) *raftpb.Message {
@@ -507,6 +516,10 @@ func TestFakePeerPlaintext(t *testing.T) {
 			msgs: func(v int, st Status) []*raftpb.Message {
 				return []*raftpb.Message{appendAt(claim(v), st, st.Term, st.Term, st.CommitIndex+1000, validLookingEntry(claim(v)))}
 			},
+		},
+		{
+			name: "append acknowledgement beyond the node's log", peer: plain, frameFrom: claim, refused: consensus.RejectShape,
+			msgs: func(v int, st Status) []*raftpb.Message { return []*raftpb.Message{ackBeyond(claim(v), st)} },
 		},
 		{
 			name: "messages with term 2^64-1", peer: plain, frameFrom: claim, refused: consensus.RejectTerm,
@@ -584,6 +597,11 @@ func TestFakePeerMutualTLS(t *testing.T) {
 			msgs: func(v int, st Status) []*raftpb.Message {
 				return []*raftpb.Message{appendAt(certOf(v), st, st.Term, st.Term, st.CommitIndex, undecodableEntry)}
 			},
+		},
+		{
+			name: "another node's certificate, append acknowledgement beyond the node's log", peer: asOther, frameFrom: certOf,
+			refused: consensus.RejectShape,
+			msgs:    func(v int, st Status) []*raftpb.Message { return []*raftpb.Message{ackBeyond(certOf(v), st)} },
 		},
 		{
 			name: "another node's certificate, heartbeat and votes with a higher term", peer: asOther, frameFrom: certOf,
