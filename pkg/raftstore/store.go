@@ -436,24 +436,6 @@ func (a applier) CheckEntry(data []byte) error {
 	return nil
 }
 
-var _ consensus.ProposalChecker = applier{}
-
-// CheckProposal implements consensus.ProposalChecker: a forwarded
-// proposal's envelope names the node that forwards it. An envelope in
-// another node's name with a later boot epoch would, once applied, make the
-// duplicate table drop every later proposal of that node as stale: one
-// message could stop all writes through a node, for good.
-func (a applier) CheckProposal(from uint64, data []byte) error {
-	env, err := decodeEnvelope(data)
-	if err != nil {
-		return err
-	}
-	if env.id.node != from {
-		return fmt.Errorf("proposal %s in the name of node %d, forwarded by node %d", env.id, env.id.node, from)
-	}
-	return nil
-}
-
 func (a applier) Apply(index uint64, data []byte) error {
 	s := a.s
 	env, err := decodeEnvelope(data)

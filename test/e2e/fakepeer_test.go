@@ -127,8 +127,7 @@ var undecodableEntry = []byte{0xee, 0x01, 0x02, 0x03}
 
 // validLookingEntry is entry data that passes the hot-path entry check: a
 // version-1 envelope (proposer, epoch, seq, minPending as uvarints) around a
-// payload naming a registered operation type, with junk after the type. Its
-// boot epoch (2^40) is far above any real one.
+// payload naming a registered operation type, with junk after the type.
 func validLookingEntry(proposer uint64) []byte {
 	b := []byte{1}
 	for _, v := range []uint64{proposer, 1 << 40, 1, 0} {
@@ -603,17 +602,6 @@ func TestFakePeerMutualTLS(t *testing.T) {
 			name: "another node's certificate, append acknowledgement beyond the node's log", peer: asOther, frameFrom: certOf,
 			refused: consensus.RejectShape,
 			msgs:    func(v int, st Status) []*raftpb.Message { return []*raftpb.Message{ackBeyond(certOf(v), st)} },
-		},
-		{
-			// An envelope of a later boot epoch in another node's name
-			// would make every node drop that node's proposals as stale,
-			// for good: no write through it would ever succeed again.
-			name: "another node's certificate, proposal in a third node's name", peer: asOther, frameFrom: certOf,
-			refused: consensus.RejectEntry,
-			msgs: func(v int, st Status) []*raftpb.Message {
-				return []*raftpb.Message{{Type: raftpb.MsgProp.Enum(), From: proto.Uint64(certOf(v)), To: proto.Uint64(st.NodeID),
-					Entries: []*raftpb.Entry{{Data: validLookingEntry(c.other(v, certOf(v)))}}}}
-			},
 		},
 		{
 			name: "another node's certificate, heartbeat and votes with a higher term", peer: asOther, frameFrom: certOf,

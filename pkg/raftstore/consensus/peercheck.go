@@ -27,19 +27,6 @@ type EntryChecker interface {
 	CheckEntry(data []byte) error
 }
 
-// ProposalChecker is optionally implemented by an EntryChecker that can
-// tell which node proposed the data of a normal entry. A peer forwards only
-// its own proposals (raft keeps a proposal's From when a follower forwards
-// it, and the transport binds From to the connection), so the node refuses a
-// forwarded proposal that names another proposer: a member could otherwise
-// propose in another member's name, and what the Application keys on the
-// proposer (the Raft store's duplicate detection, which drops every proposal
-// of an older boot epoch) would follow the forgery. Like CheckEntry it only
-// looks at the framing.
-type ProposalChecker interface {
-	CheckProposal(from uint64, data []byte) error
-}
-
 // Limits of the peer-message check (checkPeerMessage).
 const (
 	// MaxTerm is the highest term a peer message may carry. Terms grow by
@@ -176,8 +163,7 @@ var campaignTransfer = []byte("CampaignTransfer")
 //     exactly one context entry;
 //   - entries: every conf change decodes (raft panics on one that does
 //     not), every normal entry with data passes the Application's
-//     EntryChecker, and a forwarded proposal is the sender's own
-//     (ProposalChecker);
+//     EntryChecker;
 //   - snapshot: metadata (index, term, a configuration raft can restore)
 //     and the node's framing of the data.
 func checkPeerMessage(m *raftpb.Message, v *peerView) *peerRejection {
@@ -231,11 +217,6 @@ func checkPeerMessage(m *raftpb.Message, v *peerView) *peerRejection {
 			}
 			if rj := checkEntry(e, v.checker); rj != nil {
 				return rj
-			}
-			if pc, ok := v.checker.(ProposalChecker); ok && e.GetType() == raftpb.EntryNormal && len(e.GetData()) != 0 {
-				if err := pc.CheckProposal(from, e.GetData()); err != nil {
-					return &peerRejection{reason: RejectEntry, err: fmt.Errorf("forwarded proposal: %w", err)}
-				}
 			}
 		}
 		return nil

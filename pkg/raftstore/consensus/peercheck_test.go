@@ -321,35 +321,3 @@ func FuzzPeerCheck(f *testing.F) {
 		o.drive()
 	})
 }
-
-// proposerChecker is kChecker that also reads a proposal's proposer: the
-// digit after the 'k' ("k3" is node 3's).
-type proposerChecker struct{ kChecker }
-
-func (proposerChecker) CheckProposal(from uint64, data []byte) error {
-	if len(data) < 2 || uint64(data[1]-'0') != from {
-		return errors.New("another node's proposal")
-	}
-	return nil
-}
-
-// TestForwardedProposalMustBeTheSenders: with a ProposalChecker, a
-// forwarded proposal in another member's name is refused, the sender's own
-// passes.
-func TestForwardedProposalMustBeTheSenders(t *testing.T) {
-	v := &peerView{self: 1, term: oracleTerm, members: newPeerSet(&raftpb.ConfState{Voters: []uint64{1, 2, 3}}, nil),
-		checker: proposerChecker{}}
-	prop := func(data ...string) *raftpb.Message {
-		m := msg(raftpb.MsgProp, 3, 0)
-		for _, d := range data {
-			m.Entries = append(m.Entries, &raftpb.Entry{Data: []byte(d)})
-		}
-		return m
-	}
-	if rj := checkPeerMessage(prop("k3", "", "k3"), v); rj != nil {
-		t.Errorf("node 3's own proposals refused: %v", rj)
-	}
-	if rj := checkPeerMessage(prop("k3", "k2"), v); rj == nil || rj.reason != RejectEntry {
-		t.Errorf("node 3 forwarding node 2's proposal: %v, want refused for %q", rj, RejectEntry)
-	}
-}
