@@ -117,6 +117,9 @@ type Options struct {
 	// migrate it) instead of the Raft store: the nodes are independent
 	// processes sharing one database, with no raft flags and no state hash.
 	DatastoreURL string
+	// PlaintextPeers runs raft without mutual TLS, with the override
+	// --raft_insecure_plaintext_peers (no certificates are made).
+	PlaintextPeers bool
 }
 
 // Cluster is a set of core-service processes forming one Raft group, or,
@@ -177,7 +180,7 @@ func NewCluster(t *testing.T, opts Options) *Cluster {
 			LogPath:  filepath.Join(dir, fmt.Sprintf("node%d.log", i+1)),
 		})
 	}
-	if opts.DatastoreURL == "" {
+	if opts.DatastoreURL == "" && !opts.PlaintextPeers {
 		c.makeCerts(c.Nodes...)
 	}
 	// Cleanups run last-in first-out: the processes are killed first, then
@@ -264,7 +267,11 @@ func (c *Cluster) args(n *Node) []string {
 		"--raft_addr", n.RaftAddr,
 		"--raft_data_dir", n.DataDir,
 	)
-	args = append(args, peercerts.Flags(c.PKIDir, n.ID)...)
+	if c.opts.PlaintextPeers {
+		args = append(args, "--raft_insecure_plaintext_peers")
+	} else {
+		args = append(args, peercerts.Flags(c.PKIDir, n.ID)...)
+	}
 	args = append(args,
 		"--raft_tick_interval", tickInterval.String(),
 		"--raft_election_ticks", strconv.Itoa(electionTicks),

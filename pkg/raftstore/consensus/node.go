@@ -157,7 +157,11 @@ type Node struct {
 	term    atomic.Uint64
 	commit  atomic.Uint64
 	applied atomic.Uint64
-	stats   nodeStats
+	// logEnd is the index of the last entry of this node's raft log as of
+	// the Ready being handled (set before that Ready's messages are sent):
+	// no correct peer can acknowledge an entry beyond it (peerView.logEnd).
+	logEnd atomic.Uint64
+	stats  nodeStats
 
 	waitMu   sync.Mutex
 	waiters  []appliedWaiter
@@ -324,6 +328,11 @@ func (n *Node) recover(ds *diskState) error {
 	}
 	n.term.Store(ds.hard.GetTerm())
 	n.commit.Store(max(n.commit.Load(), ds.hard.GetCommit()))
+	last, err := n.storage.LastIndex()
+	if err != nil {
+		return fmt.Errorf("consensus: last index: %w", err)
+	}
+	n.logEnd.Store(last)
 	return nil
 }
 

@@ -94,8 +94,13 @@ type peerView struct {
 	// durable in storage); a leader only tells a follower of commits it
 	// has acknowledged.
 	lastIndex uint64
-	members   *peerSet
-	checker   EntryChecker
+	// logEnd is an upper bound of this node's last log index (what raft
+	// has handed out, durable or not): a leader counts a follower's
+	// acknowledgement of an entry it does not have as a match beyond its
+	// log and panics on its next append to it.
+	logEnd  uint64
+	members *peerSet
+	checker EntryChecker
 }
 
 // peerSet is the membership a peer message's sender is checked against.
@@ -158,7 +163,9 @@ var campaignTransfer = []byte("CampaignTransfer")
 //   - shape: appends' entries follow their previous entry with consecutive
 //     indexes and non-decreasing terms no newer than the message (raft
 //     panics on an append that conflicts with a committed entry); a
-//     heartbeat commits nothing beyond this node's log (raft panics);
+//     heartbeat commits nothing beyond this node's log (raft panics); an
+//     append response acknowledges nothing beyond it (a leader would count
+//     the match and panic on its next append to that follower);
 //     proposals are not empty (raft panics); ReadIndex messages carry
 //     exactly one context entry;
 //   - entries: every conf change decodes (raft panics on one that does
@@ -241,6 +248,13 @@ func checkPeerMessage(m *raftpb.Message, v *peerView) *peerRejection {
 			return reject(RejectShape, "snapshot message with entries")
 		}
 		return checkSnapshot(m)
+	case raftpb.MsgAppResp:
+		// Only acknowledgements at this node's term or later reach raft's
+		// progress tracking (older ones are ignored); the atomics lag raft,
+		// so a later term is checked too.
+		if !m.GetReject() && m.GetTerm() >= v.term && m.GetIndex() > v.logEnd {
+			return reject(RejectShape, "append response acknowledges %d beyond this node's log (%d)", m.GetIndex(), v.logEnd)
+		}
 	case raftpb.MsgHeartbeat:
 		if m.GetCommit() > v.lastIndex {
 			return reject(RejectShape, "heartbeat commits %d beyond this node's log (%d)", m.GetCommit(), v.lastIndex)
@@ -449,6 +463,7 @@ func (n *Node) checkPeer(m *raftpb.Message) *peerRejection {
 		term:      n.term.Load(),
 		leader:    n.leader.Load(),
 		lastIndex: last,
+		logEnd:    max(last, n.logEnd.Load()),
 		members:   n.peerSet.Load(),
 		checker:   n.checker,
 	})

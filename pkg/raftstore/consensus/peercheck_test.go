@@ -101,7 +101,7 @@ func (o *oracle) drive() {
 
 func (o *oracle) view() *peerView {
 	last, _ := o.st.LastIndex()
-	return &peerView{self: 1, term: o.rn.Status().GetTerm(), leader: o.lead, lastIndex: last,
+	return &peerView{self: 1, term: o.rn.Status().GetTerm(), leader: o.lead, lastIndex: last, logEnd: last,
 		members: newPeerSet(&raftpb.ConfState{Voters: []uint64{1, 2, 3}}, []uint64{4}), checker: kChecker{}}
 }
 
@@ -163,6 +163,7 @@ func TestPeerCheckRefuses(t *testing.T) {
 		{"append of an entry newer than its leader", app(5, 5, ent(6, 6, "k")), RejectShape},
 		{"append after an entry newer than its leader", app(5, 6), RejectShape},
 		{"heartbeat committing beyond the log", with(msg(raftpb.MsgHeartbeat, 2, oracleTerm), func(m *raftpb.Message) { m.Commit = new(uint64(1 << 40)) }), RejectShape},
+		{"append response beyond the log", with(msg(raftpb.MsgAppResp, 2, oracleTerm+2), func(m *raftpb.Message) { m.Index = new(uint64(1 << 40)) }), RejectShape},
 		{"heartbeat with entries", with(msg(raftpb.MsgHeartbeat, 2, oracleTerm), func(m *raftpb.Message) { m.Entries = []*raftpb.Entry{ent(6, 5, "k")} }), RejectShape},
 		{"vote with a snapshot", with(msg(raftpb.MsgVote, 2, oracleTerm+1), func(m *raftpb.Message) { m.Snapshot = &raftpb.Snapshot{} }), RejectShape},
 		{"oversized context", with(msg(raftpb.MsgHeartbeat, 2, oracleTerm), func(m *raftpb.Message) { m.Context = make([]byte, 65) }), RejectShape},
@@ -207,6 +208,7 @@ func TestPeerCheckRefuses(t *testing.T) {
 
 // TestPeerCheckAccepts: what correct peers send passes, and raft steps it.
 func TestPeerCheckAccepts(t *testing.T) {
+	with := func(m *raftpb.Message, f func(*raftpb.Message)) *raftpb.Message { f(m); return m }
 	ccData, _ := proto.Marshal(&raftpb.ConfChange{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: new(uint64(9))})
 	app := func(prevIndex, prevTerm, commit uint64, es ...*raftpb.Entry) *raftpb.Message {
 		m := msg(raftpb.MsgApp, 2, oracleTerm)
@@ -224,16 +226,20 @@ func TestPeerCheckAccepts(t *testing.T) {
 		Metadata: &raftpb.SnapshotMetadata{Index: new(uint64(40)), Term: new(uint64(oracleTerm + 1)),
 			ConfState: &raftpb.ConfState{Voters: []uint64{1, 2, 3}}}}
 	for name, m := range map[string]*raftpb.Message{
-		"heartbeat":          hb,
-		"append":             app(5, 5, 5, ent(6, 5, "k"), entType(7, 5, raftpb.EntryConfChange, ccData), ent(8, 5, "")),
-		"append replacing":   app(3, 2, 3, ent(4, 3, "k")),
-		"stale append":       app(2, 1, 2, ent(3, 2, "k")),
-		"empty append":       app(5, 5, 5),
-		"vote":               msg(raftpb.MsgVote, 3, oracleTerm+1),
-		"prevote far behind": msg(raftpb.MsgPreVote, 3, 2),
-		"prevote":            msg(raftpb.MsgPreVote, 3, oracleTerm+MaxTermAhead),
-		"vote response":      msg(raftpb.MsgVoteResp, 3, oracleTerm),
-		"append response":    msg(raftpb.MsgAppResp, 3, oracleTerm),
+		"heartbeat":                        hb,
+		"append":                           app(5, 5, 5, ent(6, 5, "k"), entType(7, 5, raftpb.EntryConfChange, ccData), ent(8, 5, "")),
+		"append replacing":                 app(3, 2, 3, ent(4, 3, "k")),
+		"stale append":                     app(2, 1, 2, ent(3, 2, "k")),
+		"empty append":                     app(5, 5, 5),
+		"vote":                             msg(raftpb.MsgVote, 3, oracleTerm+1),
+		"prevote far behind":               msg(raftpb.MsgPreVote, 3, 2),
+		"prevote":                          msg(raftpb.MsgPreVote, 3, oracleTerm+MaxTermAhead),
+		"vote response":                    msg(raftpb.MsgVoteResp, 3, oracleTerm),
+		"append response":                  msg(raftpb.MsgAppResp, 3, oracleTerm),
+		"append response at the log's end": with(msg(raftpb.MsgAppResp, 3, oracleTerm+1), func(m *raftpb.Message) { m.Index = new(uint64(5)) }),
+		"rejection beyond the log": with(msg(raftpb.MsgAppResp, 3, oracleTerm+1), func(m *raftpb.Message) {
+			m.Reject, m.Index, m.RejectHint = new(true), new(uint64(1<<40)), new(uint64(1<<40))
+		}),
 		"heartbeat response": msg(raftpb.MsgHeartbeatResp, 3, oracleTerm),
 		"proposal":           prop,
 		"read index":         ri,

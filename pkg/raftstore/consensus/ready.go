@@ -52,6 +52,13 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		n.term.Store(rd.HardState.GetTerm())
 		n.commit.Store(rd.HardState.GetCommit())
 	}
+	// The log's new end, before the appends that carry it go out: a
+	// follower's acknowledgement never names an entry past it.
+	if k := len(rd.Entries); k > 0 {
+		n.logEnd.Store(rd.Entries[k-1].GetIndex())
+	} else if !raft.IsEmptySnap(rd.Snapshot) {
+		n.logEnd.Store(rd.Snapshot.GetMetadata().GetIndex())
+	}
 
 	// 1. Send every message that promises nothing about this node's disk
 	// now, before persisting; hold back those that do (splitMessages).
