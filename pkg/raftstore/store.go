@@ -91,6 +91,15 @@ type SnapshotAppender interface {
 // outcomes through snapshots, so a proposal whose first apply this node only
 // received inside a leader's snapshot still gets its real result; without
 // it, that rare case yields ErrIndeterminate.
+//
+// EncodeResult may refuse an outcome (an error): that outcome is carried as
+// lost, and so are those past the snapshot's budget
+// (maxSnapshotResultBytes). It is called on the apply goroutine when a
+// snapshot is captured, once per outcome in the table. DecodeResult reads
+// bytes from a peer's snapshot: it must not panic on any input, and an error
+// keeps that outcome as lost without failing the snapshot (a newer build's
+// encoding, during a rolling upgrade). Neither needs to be deterministic
+// across replicas, but both should be canonical.
 type ResultCodec interface {
 	EncodeResult(result any, err error) ([]byte, error)
 	DecodeResult(data []byte) (result any, resultErr error, err error)
