@@ -54,6 +54,7 @@ func TestWriteAnsweredThroughSnapshot(t *testing.T) {
 			ID: models.ID(fmt.Sprintf("00000000-0000-4000-8000-%012x", attempt)), Extents: w.volume(false),
 			USSBaseURL: "https://a.example"}
 		del := &scd.DeleteConstraint{Caller: "uss-a", ID: "00000000-0000-4000-8000-ffffffffffff", OVN: "x"}
+		appliedBefore := c.stores[leader].Status().Applied
 		results := make(chan transactOutcome, 2)
 		for i, op := range []scd.Operation{put, del} {
 			go func() {
@@ -66,8 +67,10 @@ func TestWriteAnsweredThroughSnapshot(t *testing.T) {
 		reached := false
 		deadline := time.Now().Add(2 * time.Second)
 		for !reached && time.Now().Before(deadline) {
+			// Both entries applied on the leader (nothing else is proposed
+			// meanwhile), the PUT's visibly.
 			_, err := readConstraint(leader, put.ID)
-			reached = err == nil
+			reached = err == nil && c.stores[leader].Status().Applied >= appliedBefore+2
 			time.Sleep(10 * time.Millisecond)
 		}
 		if !reached {
