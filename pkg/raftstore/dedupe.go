@@ -12,10 +12,21 @@ import (
 type outcome struct {
 	result any
 	err    error
-	// lost is set for an outcome restored from a snapshot whose result the
-	// StateMachine could not encode (it does not implement ResultCodec).
+	// lost is set for an outcome restored from a snapshot that does not
+	// carry its result: the StateMachine does not implement ResultCodec, its
+	// EncodeResult refused the result, the snapshot's results budget was
+	// spent (maxSnapshotResultBytes), or DecodeResult refused the bytes.
 	lost bool
+	// restored is set for an outcome decoded from a snapshot's table.
+	restored bool
 }
+
+// maxSnapshotResultBytes bounds the encoded results one snapshot carries.
+// The table holds only outcomes their proposers may still wait for, but a
+// proposer stuck on one proposal keeps every later outcome of its session in
+// the table until it proposes again; the outcomes past this budget are
+// carried as lost, so a snapshot never grows by more than this.
+const maxSnapshotResultBytes = 16 << 20
 
 // dedupeTable is the replicated record of which proposals were applied. It
 // is mutated only by Apply and Restore (one at a time, see StateMachine), is
@@ -87,10 +98,11 @@ func (t *dedupeTable) record(id proposalID, o outcome) {
 }
 
 // encode serialises the table deterministically (sorted by node, seq).
-// Outcomes are kept when codec can encode them; otherwise they are marked
-// lost.
-func (t *dedupeTable) encode(codec ResultCodec) []byte {
+// Outcomes are kept when codec can encode them and the results encoded so
+// far, with this one, fit in budget bytes; otherwise they are marked lost.
+func (t *dedupeTable) encode(codec ResultCodec, budget int) []byte {
 	var b []byte
+	used := 0
 	b = binary.AppendUvarint(b, uint64(len(t.sessions)))
 	for _, node := range slices.Sorted(maps.Keys(t.sessions)) {
 		s := t.sessions[node]
@@ -106,12 +118,13 @@ func (t *dedupeTable) encode(codec ResultCodec) []byte {
 			if codec != nil && !o.lost {
 				var err error
 				enc, err = codec.EncodeResult(o.result, o.err)
-				ok = err == nil
+				ok = err == nil && len(enc) <= budget-used
 			}
 			if !ok {
 				b = append(b, 0)
 				continue
 			}
+			used += len(enc)
 			b = append(b, 1)
 			b = binary.AppendUvarint(b, uint64(len(enc)))
 			b = append(b, enc...)
@@ -122,10 +135,14 @@ func (t *dedupeTable) encode(codec ResultCodec) []byte {
 
 var errShortTable = errors.New("truncated dedupe table")
 
-// decodeDedupeTable parses encode's output.
-func decodeDedupeTable(b []byte, codec ResultCodec) (*dedupeTable, error) {
+// decodeDedupeTable parses encode's output. An outcome whose bytes codec
+// refuses is kept as lost, and counted in undecodable, rather than failing
+// the whole table: the result matters to one waiter at most, and a build
+// that meets a result encoding of a newer one (a rolling upgrade) must still
+// install the snapshot.
+func decodeDedupeTable(b []byte, codec ResultCodec) (t *dedupeTable, undecodable int, err error) {
 	r := reader{b: b}
-	t := newDedupeTable()
+	t = newDedupeTable()
 	n := r.uvarint()
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		node, epoch, wm, count := r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint()
@@ -133,7 +150,7 @@ func decodeDedupeTable(b []byte, codec ResultCodec) (*dedupeTable, error) {
 			break
 		}
 		if count > uint64(len(r.b)) {
-			return nil, errShortTable
+			return nil, 0, errShortTable
 		}
 		s := &session{epoch: epoch, watermark: wm, results: make(map[uint64]outcome, count)}
 		for j := uint64(0); j < count && r.err == nil; j++ {
@@ -144,34 +161,34 @@ func decodeDedupeTable(b []byte, codec ResultCodec) (*dedupeTable, error) {
 			}
 			switch flag {
 			case 0:
-				s.results[seq] = outcome{lost: true}
+				s.results[seq] = outcome{lost: true, restored: true}
 			case 1:
 				enc := r.bytes()
 				if r.err != nil {
 					break
 				}
-				o := outcome{lost: true}
+				o := outcome{lost: true, restored: true}
 				if codec != nil {
-					res, resErr, err := codec.DecodeResult(enc)
-					if err != nil {
-						return nil, fmt.Errorf("decoding result of %d.%d.%d: %w", node, epoch, seq, err)
+					if res, resErr, err := codec.DecodeResult(enc); err != nil {
+						undecodable++
+					} else {
+						o = outcome{result: res, err: resErr, restored: true}
 					}
-					o = outcome{result: res, err: resErr}
 				}
 				s.results[seq] = o
 			default:
-				return nil, fmt.Errorf("bad outcome flag %d", flag)
+				return nil, 0, fmt.Errorf("bad outcome flag %d", flag)
 			}
 		}
 		t.sessions[node] = s
 	}
 	if r.err != nil {
-		return nil, r.err
+		return nil, 0, r.err
 	}
 	if len(r.b) != 0 {
-		return nil, fmt.Errorf("%d trailing bytes after dedupe table", len(r.b))
+		return nil, 0, fmt.Errorf("%d trailing bytes after dedupe table", len(r.b))
 	}
-	return t, nil
+	return t, undecodable, nil
 }
 
 // reader decodes varint-framed data, remembering the first error.

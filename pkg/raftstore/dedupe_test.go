@@ -54,19 +54,19 @@ func TestDedupeTableSnapshotRoundTrip(t *testing.T) {
 		tb.record(e.id, outcome{result: int(e.id.seq)})
 	}
 	codec := &recorder{}
-	b := tb.encode(codec)
-	got, err := decodeDedupeTable(b, codec)
-	if err != nil {
-		t.Fatal(err)
+	b := tb.encode(codec, maxSnapshotResultBytes)
+	got, undecodable, err := decodeDedupeTable(b, codec)
+	if err != nil || undecodable != 0 {
+		t.Fatal(undecodable, err)
 	}
-	if !bytes.Equal(got.encode(codec), b) {
+	if !bytes.Equal(got.encode(codec, maxSnapshotResultBytes), b) {
 		t.Fatal("round trip changed the table")
 	}
 	if v, o := got.admit(env(1, 3, 8, 7)); v != verdictDuplicate || o.result != 8 {
 		t.Fatalf("restored table: verdict %d outcome %v", v, o)
 	}
 	// Without a codec the outcome is kept as lost, and a waiter is told so.
-	lost, err := decodeDedupeTable(tb.encode(nil), nil)
+	lost, _, err := decodeDedupeTable(tb.encode(nil, maxSnapshotResultBytes), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,8 +75,82 @@ func TestDedupeTableSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("lost outcome: %v", err)
 	}
 	for i := range b {
-		if _, err := decodeDedupeTable(b[:i], codec); err == nil {
+		if _, _, err := decodeDedupeTable(b[:i], codec); err == nil {
 			t.Fatalf("truncated table of %d/%d bytes decoded", i, len(b))
+		}
+	}
+}
+
+// A table written without a codec (by a state machine without ResultCodec,
+// or by a build before it had one) loads in a build with a codec: its
+// outcomes are lost, not misread, and a waiter gets ErrIndeterminate.
+func TestDedupeTableWithoutResultsLoadsWithACodec(t *testing.T) {
+	tb := newDedupeTable()
+	e := env(1, 3, 7, 7)
+	tb.admit(e)
+	tb.record(e.id, outcome{result: 7})
+	// The bytes of that table, as a build without a codec writes them:
+	// 1 session: node 1, epoch 3, watermark 7, 1 outcome: seq 7, flag 0.
+	old := []byte{1, 1, 3, 7, 1, 7, 0}
+	if b := tb.encode(nil, maxSnapshotResultBytes); !bytes.Equal(b, old) {
+		t.Fatalf("table without codec encodes as %x, want %x", b, old)
+	}
+	got, undecodable, err := decodeDedupeTable(old, &recorder{})
+	if err != nil || undecodable != 0 {
+		t.Fatal(undecodable, err)
+	}
+	v, o := got.admit(e)
+	if _, err := o.unwrap(); v != verdictDuplicate || !o.lost || !o.restored || !errors.Is(err, ErrIndeterminate) {
+		t.Fatalf("verdict %d, outcome %+v, %v", v, o, err)
+	}
+}
+
+// An outcome whose bytes the codec refuses (a newer build's result
+// encoding, or damage) is kept as lost and counted; the rest of the table
+// loads.
+func TestDedupeTableUndecodableResultIsLost(t *testing.T) {
+	tb := newDedupeTable()
+	for _, e := range []envelope{env(1, 3, 7, 7), env(1, 3, 8, 7)} {
+		tb.admit(e)
+		tb.record(e.id, outcome{result: int(e.id.seq)})
+	}
+	b := tb.encode(&recorder{}, maxSnapshotResultBytes)
+	// Seq 7's result is the last byte of its outcome: 1 session (1), node,
+	// epoch, watermark, count (1, 3, 7, 2), seq 7, flag 1, length 1, result.
+	const resultAt = 8
+	if b[resultAt] != 7 {
+		t.Fatalf("table %x: byte %d is not seq 7's result", b, resultAt)
+	}
+	b[resultAt] = 0x80 // a truncated uvarint: recorder.DecodeResult refuses it
+	got, undecodable, err := decodeDedupeTable(b, &recorder{})
+	if err != nil || undecodable != 1 {
+		t.Fatalf("undecodable %d, %v; want 1, nil", undecodable, err)
+	}
+	if _, o := got.admit(env(1, 3, 7, 7)); !o.lost {
+		t.Fatalf("seq 7: %+v, want lost", o)
+	}
+	if _, o := got.admit(env(1, 3, 8, 7)); o.lost || o.result != 8 || !o.restored {
+		t.Fatalf("seq 8: %+v, want its result", o)
+	}
+}
+
+// Results past the budget are carried as lost, in (node, seq) order.
+func TestDedupeTableResultsBudget(t *testing.T) {
+	tb := newDedupeTable()
+	for seq := uint64(1); seq <= 5; seq++ {
+		e := env(1, 1, seq, 1)
+		tb.admit(e)
+		tb.record(e.id, outcome{result: int(seq)})
+	}
+	// Each recorder result is 1 byte: a budget of 3 carries seqs 1 to 3.
+	got, _, err := decodeDedupeTable(tb.encode(&recorder{}, 3), &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= 5; seq++ {
+		_, o := got.admit(env(1, 1, seq, 1))
+		if want := seq > 3; o.lost != want || (!o.lost && o.result != int(seq)) {
+			t.Fatalf("seq %d: %+v, want lost=%v", seq, o, want)
 		}
 	}
 }
@@ -101,8 +175,8 @@ func FuzzDecodeDedupeTable(f *testing.F) {
 	tb := newDedupeTable()
 	tb.admit(env(1, 1, 1, 1))
 	tb.record(proposalID{1, 1, 1}, outcome{result: 1})
-	f.Add(tb.encode(&recorder{}))
+	f.Add(tb.encode(&recorder{}, maxSnapshotResultBytes))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = decodeDedupeTable(b, &recorder{}) // must not panic
+		_, _, _ = decodeDedupeTable(b, &recorder{}) // must not panic
 	})
 }

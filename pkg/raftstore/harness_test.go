@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -446,4 +447,11 @@ func (c *cluster) appliedOnce(acked []string, ids ...uint64) {
 			}
 		}
 	}
+}
+
+// snapshotApplied returns a copy of the payloads applied so far, in order.
+func (r *recorder) snapshotApplied() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return slices.Clone(r.applied)
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -90,6 +91,15 @@ type SnapshotAppender interface {
 // outcomes through snapshots, so a proposal whose first apply this node only
 // received inside a leader's snapshot still gets its real result; without
 // it, that rare case yields ErrIndeterminate.
+//
+// EncodeResult may refuse an outcome (an error): that outcome is carried as
+// lost, and so are those past the snapshot's budget
+// (maxSnapshotResultBytes). It is called on the apply goroutine when a
+// snapshot is captured, once per outcome in the table. DecodeResult reads
+// bytes from a peer's snapshot: it must not panic on any input, and an error
+// keeps that outcome as lost without failing the snapshot (a newer build's
+// encoding, during a rolling upgrade). Neither needs to be deterministic
+// across replicas, but both should be canonical.
 type ResultCodec interface {
 	EncodeResult(result any, err error) ([]byte, error)
 	DecodeResult(data []byte) (result any, resultErr error, err error)
@@ -119,6 +129,10 @@ type Store struct {
 	mu      sync.Mutex
 	nextSeq uint64
 	pending map[uint64]*pendingProposal
+
+	// restoredDelivered and restoredLost count the outcomes delivered from
+	// a snapshot's table (SnapshotOutcomes).
+	restoredDelivered, restoredLost atomic.Uint64
 
 	stopOnce sync.Once
 	stopc    chan struct{}
@@ -269,7 +283,7 @@ func (s *Store) abandon(p *pendingProposal, cause error) (any, error) {
 
 func (o outcome) unwrap() (any, error) {
 	if o.lost {
-		return nil, fmt.Errorf("%w: applied, but its result arrived inside a snapshot without a ResultCodec", ErrIndeterminate)
+		return nil, fmt.Errorf("%w: applied, but its result arrived inside a snapshot that does not carry it (see ResultCodec)", ErrIndeterminate)
 	}
 	return o.result, o.err
 }
@@ -472,9 +486,16 @@ func (s *Store) deliver(id proposalID, o outcome) {
 	p := s.pending[id.seq]
 	delete(s.pending, id.seq)
 	s.mu.Unlock()
-	if p != nil {
-		p.ch <- o
+	if p == nil {
+		return
 	}
+	switch {
+	case o.restored && o.lost:
+		s.restoredLost.Add(1)
+	case o.restored:
+		s.restoredDelivered.Add(1)
+	}
+	p.ch <- o
 }
 
 const snapshotVersion = 1
@@ -486,7 +507,7 @@ const snapshotVersion = 1
 // by the returned function, off the apply goroutine.
 func (a applier) Snapshot() (consensus.SnapshotWriter, error) {
 	s := a.s
-	table := s.table.encode(s.codec)
+	table := s.table.encode(s.codec, maxSnapshotResultBytes)
 	head := make([]byte, 0, 1+binary.MaxVarintLen64+len(table))
 	head = append(head, snapshotVersion)
 	head = binary.AppendUvarint(head, uint64(len(table)))
@@ -535,19 +556,34 @@ func (a applier) Restore(data []byte) error {
 	if r.err != nil {
 		return fmt.Errorf("raftstore: snapshot header: %w", r.err)
 	}
-	table, err := decodeDedupeTable(tb, s.codec)
+	table, undecodable, err := decodeDedupeTable(tb, s.codec)
 	if err != nil {
 		return fmt.Errorf("raftstore: snapshot dedupe table: %w", err)
+	}
+	if undecodable > 0 {
+		s.lg.Warn("snapshot carries proposal results this build cannot decode; their proposers, if waiting here, get an indeterminate outcome",
+			zap.Int("results", undecodable))
 	}
 	if err := s.sm.Restore(r.b); err != nil {
 		return fmt.Errorf("raftstore: restoring state machine: %w", err)
 	}
 	s.table = table
-	// Proposals of ours that were applied inside the snapshot are finished.
+	// Proposals of ours that were applied inside the snapshot are finished:
+	// their waiters get the outcome the snapshot carries (lost without a
+	// ResultCodec).
 	if sess := table.sessions[s.id]; sess != nil && sess.epoch == s.epoch {
 		for seq, o := range sess.results {
 			s.deliver(proposalID{node: s.id, epoch: s.epoch, seq: seq}, o)
 		}
 	}
 	return nil
+}
+
+// SnapshotOutcomes reports how many of this node's waiting proposals were
+// answered from a snapshot's dedupe table, because their entries reached
+// this node only inside a leader's snapshot: with their real result
+// (delivered) or with ErrIndeterminate, the snapshot not carrying the result
+// (lost; see ResultCodec).
+func (s *Store) SnapshotOutcomes() (delivered, lost uint64) {
+	return s.restoredDelivered.Load(), s.restoredLost.Load()
 }

@@ -362,7 +362,8 @@ func TestMetrics(t *testing.T) {
 		names[f.GetName()] = true
 	}
 	for _, want := range []string{"dss_raft_apply_duration_seconds", "dss_raft_is_leader", "dss_raft_applied_index",
-		"dss_raft_proposals_committed_total", "dss_raft_leader_changes_seen_total"} {
+		"dss_raft_proposals_committed_total", "dss_raft_leader_changes_seen_total",
+		"dss_raft_snapshot_results_total", "dss_raft_snapshot_results_lost_total"} {
 		if !names[want] {
 			t.Errorf("metric %s not gathered (have %v)", want, names)
 		}

@@ -6,7 +6,9 @@
 // replica executes them as log entries).
 //
 // It owns: the binary codec of the SCD operations (the log's payload), the
-// registry that makes the registered operations the appliers, the adapter of
+// codec of their outcomes (results and coded errors, carried in snapshots so
+// that a write whose entry reaches its node only inside a leader's snapshot
+// still gets its answer), the registry that makes the registered operations the appliers, the adapter of
 // memstore.State to the generic store (locking, snapshot and restore), the
 // state hash used to compare replicas, and the store's metrics.
 //

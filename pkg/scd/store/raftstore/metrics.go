@@ -91,6 +91,12 @@ func (m *Metrics) register(reg prometheus.Registerer, st *Store) error {
 			func(s consensus.Stats) float64 { return float64(s.ReadRounds) }),
 		counter("dss_raft_read_round_seconds_total", "Time from issuing ReadIndex rounds to their answers (per round: the wait a read adds).",
 			func(s consensus.Stats) float64 { return s.ReadRoundTime.Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dss_raft_snapshot_results_total",
+			Help: "Operations proposed here whose entry reached this node only inside a leader's snapshot, answered with the result the snapshot carried."},
+			func() float64 { d, _ := st.gen.SnapshotOutcomes(); return float64(d) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dss_raft_snapshot_results_lost_total",
+			Help: "Operations proposed here whose entry reached this node only inside a leader's snapshot without its result (answered 503)."},
+			func() float64 { _, l := st.gen.SnapshotOutcomes(); return float64(l) }),
 	)
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
