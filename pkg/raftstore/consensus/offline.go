@@ -238,9 +238,12 @@ func ReplayDataDir(dir string, app Application, lg *zap.Logger) (ReplayInfo, err
 	if err != nil {
 		return info, classifyWALError(wd, err)
 	}
-	snapshot, err := newestSnapshot(lg, snapDir(dir), walSnaps)
+	snapshot, corrupt, err := newestSnapshot(lg, snapDir(dir), walSnaps)
 	if err != nil {
 		return info, err
+	}
+	for _, name := range corrupt {
+		lg.Error("skipping a corrupt snapshot file for an older snapshot plus the WAL", zap.String("file", name))
 	}
 	walSnap := &walpb.Snapshot{}
 	if snapshot != nil {
@@ -255,6 +258,12 @@ func ReplayDataDir(dir string, app Application, lg *zap.Logger) (ReplayInfo, err
 	_ = w.Close()
 	if err != nil {
 		return info, classifyWALError(wd, err)
+	}
+	if len(corrupt) > 0 {
+		if err := walCovers(walSnap.GetIndex(), hard, ents); err != nil {
+			return info, fmt.Errorf("%w: %s is unreadable and the WAL no longer holds every entry since the older "+
+				"snapshot %s: %v", ErrCorruptSnapshot, corrupt[0], snapName(snapshot), err)
+		}
 	}
 	if _, err := fmt.Sscanf(string(meta), "raftdss node %d", &info.NodeID); err != nil || info.NodeID == 0 {
 		return info, fmt.Errorf("consensus: WAL in %s has metadata %q, not a raftdss node's", wd, meta)
@@ -339,15 +348,18 @@ func checkNotRunning(wd string) error {
 // newestSnapshot is snap.Snapshotter.LoadNewestAvailable without its side
 // effect (it renames unreadable files to *.broken): the newest snapshot file
 // that reads back intact and matches a snapshot record of the WAL, or nil
-// when there is none.
-func newestSnapshot(lg *zap.Logger, dir string, walSnaps []*walpb.Snapshot) (*raftpb.Snapshot, error) {
+// when there is none, and the names of the unreadable snapshot files newer
+// than it (newest first) that were skipped. Whether the WAL covers the
+// state from the returned snapshot on is the caller's to check.
+func newestSnapshot(lg *zap.Logger, dir string, walSnaps []*walpb.Snapshot) (*raftpb.Snapshot, []string, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("consensus: listing snapshots in %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("consensus: listing snapshots in %s: %w", dir, err)
 	}
+	var corrupt []string
 	var names []string
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), ".snap") {
@@ -359,20 +371,22 @@ func newestSnapshot(lg *zap.Logger, dir string, walSnaps []*walpb.Snapshot) (*ra
 	for _, name := range names {
 		s, err := snap.Read(lg, filepath.Join(dir, name))
 		if err != nil {
-			lg.Warn("skipping unreadable snapshot file", zap.String("file", name), zap.Error(err))
+			lg.Warn("unreadable snapshot file", zap.String("file", name), zap.Error(err))
+			corrupt = append(corrupt, name)
 			continue
 		}
 		md := s.GetMetadata()
 		for _, ws := range walSnaps {
 			if ws.GetIndex() == md.GetIndex() && ws.GetTerm() == md.GetTerm() {
-				return s, nil
+				return s, corrupt, nil
 			}
 		}
 	}
 	if slices.ContainsFunc(walSnaps, func(ws *walpb.Snapshot) bool { return ws.GetIndex() > 0 }) {
 		// The WAL starts after a snapshot we cannot read: replaying it from
 		// nothing would silently drop everything before that snapshot.
-		return nil, fmt.Errorf("consensus: no readable snapshot in %s matches the WAL's snapshot records", dir)
+		return nil, corrupt, fmt.Errorf("%w: no readable snapshot in %s matches the WAL's snapshot records "+
+			"(unreadable: %v); refusing to start", ErrCorruptSnapshot, dir, corrupt)
 	}
-	return nil, nil
+	return nil, corrupt, nil
 }
