@@ -59,6 +59,20 @@ const BootstrapTerm = 1
 // would start on (at worst, an empty dir is gone and a temporary
 // ".<dir>.bootstrap-*" sibling remains).
 func BootstrapFromSnapshot(dir string, id uint64, voters []uint64, index uint64, data []byte, lg *zap.Logger) error {
+	return BootstrapFromSnapshotAs(dir, id, voters, ClusterIDOf(voters), index, data, lg)
+}
+
+// ClusterIDOf is the ID of a cluster created with the initial members
+// voters (by a node's first start, or BootstrapFromSnapshot).
+func ClusterIDOf(voters []uint64) uint64 { return clusterIDOf(voters) }
+
+// BootstrapFromSnapshotAs is BootstrapFromSnapshot for a cluster whose ID
+// is cluster rather than ClusterIDOf(voters): a cluster restored from a
+// backup, whose ID must differ from the cluster the backup was taken of
+// even when the members have the same raft IDs, so that a surviving node of
+// the old cluster cannot take part in the new one. Every member must be
+// written with the same cluster.
+func BootstrapFromSnapshotAs(dir string, id uint64, voters []uint64, cluster, index uint64, data []byte, lg *zap.Logger) error {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
@@ -67,6 +81,8 @@ func BootstrapFromSnapshot(dir string, id uint64, voters []uint64, index uint64,
 		return errors.New("consensus: no data directory given")
 	case id == 0:
 		return errors.New("consensus: raft ID 0 is not valid")
+	case cluster == 0:
+		return errors.New("consensus: cluster ID 0 is not valid")
 	case index == 0:
 		// Index 0 is raft's "no snapshot".
 		return errors.New("consensus: the bootstrap snapshot index must be at least 1")
@@ -97,7 +113,7 @@ func BootstrapFromSnapshot(dir string, id uint64, voters []uint64, index uint64,
 			_ = os.RemoveAll(tmp)
 		}
 	}()
-	if err := writeBootstrap(tmp, id, voters, index, data, lg); err != nil {
+	if err := writeBootstrap(tmp, id, voters, cluster, index, data, lg); err != nil {
 		return err
 	}
 	if err := syncDir(tmp); err != nil {
@@ -122,7 +138,7 @@ func BootstrapFromSnapshot(dir string, id uint64, voters []uint64, index uint64,
 	return syncDir(parent)
 }
 
-func writeBootstrap(dir string, id uint64, voters []uint64, index uint64, data []byte, lg *zap.Logger) error {
+func writeBootstrap(dir string, id uint64, voters []uint64, cluster, index uint64, data []byte, lg *zap.Logger) error {
 	cs := &raftpb.ConfState{Voters: voters}
 	sd := snapDir(dir)
 	if err := os.Mkdir(sd, 0o700); err != nil {
@@ -131,7 +147,7 @@ func writeBootstrap(dir string, id uint64, voters []uint64, index uint64, data [
 	// The snapshot file before its WAL record, as the Ready loop does.
 	s := &raftpb.Snapshot{
 		// No member was added through the log yet: only the cluster's ID.
-		Data: append(memberRecord{cluster: clusterIDOf(voters)}.appendTo(nil), data...),
+		Data: append(memberRecord{cluster: cluster}.appendTo(nil), data...),
 		Metadata: &raftpb.SnapshotMetadata{
 			ConfState: cs,
 			Index:     proto.Uint64(index),
