@@ -15,8 +15,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/raftdss/dss/pkg/raftstore/consensus"
-	"github.com/raftdss/dss/pkg/transport/memnet"
 	"github.com/raftdss/dss/pkg/scd/store/memstore"
+	"github.com/raftdss/dss/pkg/transport/memnet"
 )
 
 // smallBackup is the backup file of a state with a few entities of a
