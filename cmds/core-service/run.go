@@ -277,8 +277,8 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 	go func() { served <- fmt.Errorf("http server: %w", srv.Serve(ln)) }()
 	if adminLn != nil {
 		admin := &http.Server{
-			Handler: newAdminMux(newAdminHandler(be.members, cfg.raft.peers, memberChangeTimeout, log.Named("admin")),
-				statusHandler(be, cfg.store), cfg.raft.plaintextPeers()),
+			Handler: withSnapshotEndpoint(newAdminMux(newAdminHandler(be.members, cfg.raft.peers, memberChangeTimeout, log.Named("admin")),
+				statusHandler(be, cfg.store), cfg.raft.plaintextPeers()), backupNode(be), log.Named("admin")),
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      memberChangeTimeout + 5*time.Second,
