@@ -117,6 +117,10 @@ type Options struct {
 	// migrate it) instead of the Raft store: the nodes are independent
 	// processes sharing one database, with no raft flags and no state hash.
 	DatastoreURL string
+	// Prepare, when set, runs once the nodes' addresses, data directories
+	// and certificates are chosen, before any node starts: to write their
+	// data directories (a restore, say).
+	Prepare func(c *Cluster)
 }
 
 // Cluster is a set of core-service processes forming one Raft group, or,
@@ -184,6 +188,9 @@ func NewCluster(t *testing.T, opts Options) *Cluster {
 	// the logs (complete by then) are checked and printed.
 	t.Cleanup(c.checkLogs)
 	t.Cleanup(c.killAll)
+	if opts.Prepare != nil {
+		opts.Prepare(c)
+	}
 	for i := range c.Nodes {
 		c.Start(i)
 	}
