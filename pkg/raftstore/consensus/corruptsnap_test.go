@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/storage/wal"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // corruptNewestSnap flips a byte in the middle of the newest .snap file of
@@ -125,5 +127,34 @@ func TestCorruptNewestSnapshotRefusesWhenWALPurged(t *testing.T) {
 	// The offline reader refuses it the same way.
 	if _, err := ReplayDataDir(dir, &memApp{}, nil); !errors.Is(err, ErrCorruptSnapshot) {
 		t.Fatalf("ReplayDataDir: got %v, want ErrCorruptSnapshot", err)
+	}
+}
+
+// walCovers is the check that lets a node fall back to an older snapshot.
+func TestWALCovers(t *testing.T) {
+	ents := func(from, to uint64) []*raftpb.Entry {
+		var es []*raftpb.Entry
+		for i := from; i <= to; i++ {
+			es = append(es, &raftpb.Entry{Index: proto.Uint64(i)})
+		}
+		return es
+	}
+	hs := func(commit uint64) *raftpb.HardState { return &raftpb.HardState{Commit: proto.Uint64(commit)} }
+	for _, c := range []struct {
+		name   string
+		from   uint64
+		hard   *raftpb.HardState
+		ents   []*raftpb.Entry
+		covers bool
+	}{
+		{"entries right after the snapshot, up to the commit", 10, hs(15), ents(11, 16), true},
+		{"no entries, nothing committed after", 10, hs(10), nil, true},
+		{"a gap after the snapshot", 10, hs(30), ents(21, 30), false},
+		{"entries end before the commit", 10, hs(30), ents(11, 20), false},
+		{"no entries, commit after the snapshot", 10, hs(12), nil, false},
+	} {
+		if err := walCovers(c.from, c.hard, c.ents); (err == nil) != c.covers {
+			t.Errorf("%s: walCovers = %v, want covered %v", c.name, err, c.covers)
+		}
 	}
 }

@@ -266,19 +266,27 @@ func ReplayDataDir(dir string, app Application, lg *zap.Logger) (ReplayInfo, err
 		walSnap.Index = proto.Uint64(snapshot.GetMetadata().GetIndex())
 		walSnap.Term = proto.Uint64(snapshot.GetMetadata().GetTerm())
 	}
+	// fallback explains a WAL that cannot be read from the snapshot chosen
+	// after skipping corrupt ones.
+	fallback := func(err error) error {
+		if len(corrupt) == 0 {
+			return err
+		}
+		return fmt.Errorf("%w: %s is unreadable and the WAL no longer holds every entry since the older "+
+			"snapshot %s: %v", ErrCorruptSnapshot, corrupt[0], snapName(snapshot), err)
+	}
 	w, err := wal.OpenForRead(lg, wd, walSnap)
 	if err != nil {
-		return info, fmt.Errorf("consensus: opening WAL in %s: %w", wd, err)
+		return info, fallback(fmt.Errorf("consensus: opening WAL in %s: %w", wd, err))
 	}
 	meta, hard, ents, err := w.ReadAll()
 	_ = w.Close()
 	if err != nil {
-		return info, classifyWALError(wd, err)
+		return info, fallback(classifyWALError(wd, err))
 	}
 	if len(corrupt) > 0 {
 		if err := walCovers(walSnap.GetIndex(), hard, ents); err != nil {
-			return info, fmt.Errorf("%w: %s is unreadable and the WAL no longer holds every entry since the older "+
-				"snapshot %s: %v", ErrCorruptSnapshot, corrupt[0], snapName(snapshot), err)
+			return info, fallback(err)
 		}
 	}
 	if _, err := fmt.Sscanf(string(meta), "raftdss node %d", &info.NodeID); err != nil || info.NodeID == 0 {
