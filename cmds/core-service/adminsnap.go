@@ -16,7 +16,8 @@ import (
 //
 //	GET /snapshot   a backup file (raftstore.EncodeBackup) of this node's
 //	                state at an applied index no lower than the cluster's
-//	                commit index when the request arrived
+//	                commit index when the request arrived; 409 while
+//	                another backup is being taken on this node
 //
 // The node keeps serving writes meanwhile: it only waits for a read barrier
 // and freezes the state between two applies (raftstore.Store.Backup). A
@@ -43,7 +44,16 @@ func withSnapshotEndpoint(admin http.Handler, node backupTaker, log *zap.Logger)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", admin)
+	// One backup at a time: each holds a copy of the whole state in memory.
+	busy := make(chan struct{}, 1)
 	mux.HandleFunc("GET /snapshot", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case busy <- struct{}{}:
+			defer func() { <-busy }()
+		default:
+			writeAdminError(w, http.StatusConflict, "another backup is being taken on this node: retry when it is done")
+			return
+		}
 		// Before the wait: the admin server's own write deadline (set when
 		// the request arrived) is shorter than the barrier's timeout.
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(backupBarrierTimeout + backupWriteTimeout))

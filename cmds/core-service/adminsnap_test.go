@@ -17,9 +17,16 @@ import (
 type fakeBackup struct {
 	file []byte
 	err  error
+	// entered, when set, is signalled on entry; the backup then waits for
+	// release.
+	entered, release chan struct{}
 }
 
 func (f fakeBackup) Backup(context.Context) ([]byte, raftstore.BackupHeader, error) {
+	if f.entered != nil {
+		f.entered <- struct{}{}
+		<-f.release
+	}
 	return f.file, raftstore.BackupHeader{Index: 7}, f.err
 }
 
@@ -55,6 +62,22 @@ func TestSnapshotEndpoint(t *testing.T) {
 		t.Fatal("nil handler")
 	} else if code, body, _ := get(h, http.MethodGet, "/snapshot"); code != 200 || body != "admin /snapshot" {
 		t.Fatalf("GET /snapshot without a Raft store reached %d %q", code, body)
+	}
+	// One at a time.
+	slow := fakeBackup{file: []byte("x"), entered: make(chan struct{}), release: make(chan struct{})}
+	h = withSnapshotEndpoint(admin, slow, zap.NewNop())
+	first := make(chan int)
+	go func() {
+		code, _, _ := get(h, http.MethodGet, "/snapshot")
+		first <- code
+	}()
+	<-slow.entered
+	if code, body, _ := get(h, http.MethodGet, "/snapshot"); code != http.StatusConflict || !strings.Contains(body, "another backup") {
+		t.Fatalf("a second backup at once: %d %q", code, body)
+	}
+	close(slow.release)
+	if code := <-first; code != 200 {
+		t.Fatalf("the first backup: %d", code)
 	}
 	if backupNode(&backend{}) != nil {
 		t.Fatal("backupNode of a backend without a Raft store is not nil")

@@ -80,19 +80,27 @@ func countsOf(st *memstore.State) EntityCounts {
 // encoding) described by h; h.Version, h.StateHash and h.StateBytes are
 // set from the arguments.
 func EncodeBackup(h BackupHeader, state []byte) []byte {
-	b := make([]byte, 0, backupHeaderLen+len(state)+backupSumLen)
-	b = append(b, backupMagic[:]...)
-	b = binary.BigEndian.AppendUint32(b, BackupFormatVersion)
-	b = binary.BigEndian.AppendUint64(b, h.ClusterID)
-	b = binary.BigEndian.AppendUint64(b, h.Index)
-	b = binary.BigEndian.AppendUint64(b, h.Term)
+	b := make([]byte, backupHeaderLen, backupHeaderLen+len(state)+backupSumLen)
+	return finishBackup(append(b, state...), h)
+}
+
+// finishBackup turns b, backupHeaderLen bytes of room for the header
+// followed by the state, into the backup file: it fills in the header
+// (the state hash and length from the state) and appends the checksum.
+func finishBackup(b []byte, h BackupHeader) []byte {
+	state := b[backupHeaderLen:]
+	hdr := b[:0:backupHeaderLen]
+	hdr = append(hdr, backupMagic[:]...)
+	hdr = binary.BigEndian.AppendUint32(hdr, BackupFormatVersion)
+	hdr = binary.BigEndian.AppendUint64(hdr, h.ClusterID)
+	hdr = binary.BigEndian.AppendUint64(hdr, h.Index)
+	hdr = binary.BigEndian.AppendUint64(hdr, h.Term)
 	sum := sha256.Sum256(state)
-	b = append(b, sum[:]...)
+	hdr = append(hdr, sum[:]...)
 	for _, n := range []uint64{h.Counts.OperationalIntents, h.Counts.Subscriptions, h.Counts.Constraints, h.Counts.UssAvailabilities} {
-		b = binary.BigEndian.AppendUint64(b, n)
+		hdr = binary.BigEndian.AppendUint64(hdr, n)
 	}
-	b = binary.BigEndian.AppendUint64(b, uint64(len(state)))
-	b = append(b, state...)
+	_ = binary.BigEndian.AppendUint64(hdr, uint64(len(state)))
 	all := sha256.Sum256(b)
 	return append(b, all[:]...)
 }
@@ -187,15 +195,17 @@ func (s *Store) Backup(ctx context.Context) ([]byte, BackupHeader, error) {
 	if h.ClusterID == 0 {
 		return nil, h, errors.New("scd raftstore: this node does not know its cluster's ID yet (a new member that has not caught up): take the backup on another member")
 	}
-	var buf bytes.Buffer
-	buf.Grow(int(r.snapSize.Load()))
-	if err := (pacedState{frozen}).WriteSnapshot(&buf); err != nil {
+	// The state is encoded after room for the header, in one buffer of
+	// about the right size (that of the node's last raft snapshot).
+	w := &appendWriter{b: make([]byte, backupHeaderLen, backupHeaderLen+int(r.snapSize.Load())+backupSumLen)}
+	if err := (pacedState{frozen}).WriteSnapshot(w); err != nil {
 		return nil, h, fmt.Errorf("scd raftstore: encoding the state: %w", err)
 	}
-	h.StateHash = sha256.Sum256(buf.Bytes())
-	h.StateBytes = uint64(buf.Len())
+	file := finishBackup(w.b, h)
 	h.Version = BackupFormatVersion
-	return EncodeBackup(h, buf.Bytes()), h, nil
+	copy(h.StateHash[:], file[36:68])
+	h.StateBytes = uint64(len(w.b) - backupHeaderLen)
+	return file, h, nil
 }
 
 // RestoredClusterID is the ID of the cluster of voters restored from the
