@@ -205,6 +205,36 @@ func TestSnapshotRestoreRefused(t *testing.T) {
 	}
 }
 
+// TestSnapshotRestoreRollsBack: a member that cannot be written after
+// another was undoes that one: nothing is left half-restored.
+func TestSnapshotRestoreRollsBack(t *testing.T) {
+	if _, err := os.Stat("/proc/self"); err != nil {
+		t.Skip("needs /proc, where no directory can be created")
+	}
+	b, _ := testBackup(t)
+	dir := t.TempDir()
+	file := writeFile(t, dir, "b.snap", b)
+	d1 := filepath.Join(dir, "n1")
+	if err := os.Mkdir(d1, 0o700); err != nil { // existed empty: stays so
+		t.Fatal(err)
+	}
+	d3 := filepath.Join(dir, "n3")
+	code, out, errOut := runCLI("snapshot", "restore", file, "--raft_peers", "1=h:1,2=h:2,3=h:3",
+		"--out_dirs", "1="+d1+",2=/proc/dss-restore-test,3="+d3)
+	if code != 1 || !strings.Contains(errOut, "node 2") || !strings.Contains(errOut, "nothing was restored") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if entries, err := os.ReadDir(d1); err != nil || len(entries) != 0 {
+		t.Fatalf("node 1's directory after the rollback: %v, %v (want it empty)", entries, err)
+	}
+	if _, err := os.Stat(d3); err == nil {
+		t.Fatal("node 3's directory was written")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Fatalf("left %d entries in %s, want the file and n1", len(entries), dir)
+	}
+}
+
 // serveSnapshot serves GET /snapshot on a Unix socket DIR/admin.sock with
 // the given answer and returns DIR.
 func serveSnapshot(t *testing.T, code int, body []byte) string {

@@ -21,7 +21,8 @@ import (
 //	offset  size  field
 //	0       8     magic "DSSBKUP\n"
 //	8       4     format version, big-endian (BackupFormatVersion)
-//	12      8     cluster ID of the cluster it was taken of
+//	12      8     cluster ID of the cluster it was taken of (0: unknown, a
+//	              cluster created before cluster IDs existed)
 //	20      8     log index the state is at (applied, so committed)
 //	28      8     the node's raft term when it was taken
 //	36      32    state hash: SHA-256 of the state bytes (/status state_hash)
@@ -158,8 +159,8 @@ func DecodeBackup(b []byte) (BackupHeader, *memstore.State, error) {
 	if sha256.Sum256(state) != h.StateHash {
 		return bad("the state hash in the header is not the state's")
 	}
-	if h.Index == 0 || h.ClusterID == 0 {
-		return bad("index %d, cluster ID %d: both must be non-zero", h.Index, h.ClusterID)
+	if h.Index == 0 {
+		return bad("index 0: the index must be non-zero")
 	}
 	st, err := memstore.ReadSnapshot(bytes.NewReader(state))
 	if err != nil {
@@ -191,9 +192,6 @@ func (s *Store) Backup(ctx context.Context) ([]byte, BackupHeader, error) {
 		Index:     max(index, 1),
 		Term:      s.gen.Status().Term,
 		Counts:    counts,
-	}
-	if h.ClusterID == 0 {
-		return nil, h, errors.New("scd raftstore: this node does not know its cluster's ID yet (a new member that has not caught up): take the backup on another member")
 	}
 	// The state is encoded after room for the header, in one buffer of
 	// about the right size (that of the node's last raft snapshot).
