@@ -234,10 +234,11 @@ type ReplayInfo struct {
 //
 // Differences from a node's start, all to keep dir untouched: a torn final
 // WAL record is ignored rather than repaired (it was never acknowledged, so
-// the result is the same), and an unreadable snapshot file is skipped for an
-// older one rather than renamed. It refuses a directory whose WAL a running
-// node holds (ErrDataDirInUse) and a WAL corrupt anywhere but its tail
-// (ErrCorruptWAL).
+// the result is the same). As at a node's start, an unreadable snapshot
+// file is skipped for an older one only when the WAL holds every entry
+// since that one (else ErrCorruptSnapshot), and left in place. It refuses
+// a directory whose WAL a running node holds (ErrDataDirInUse) and a WAL
+// corrupt anywhere but its tail (ErrCorruptWAL).
 func ReplayDataDir(dir string, app Application, lg *zap.Logger) (ReplayInfo, error) {
 	var info ReplayInfo
 	if lg == nil {
