@@ -158,3 +158,29 @@ func TestWALCovers(t *testing.T) {
 		}
 	}
 }
+
+// A temporary snapshot file left by a crash mid-save is removed at the
+// next start.
+func TestSnapTempRemovedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	app := &memApp{}
+	tune := func(c *Config) { c.SnapshotEntries = 10; c.CatchUpEntries = 3 }
+	n, err := startSingle(t, dir, app, tune)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, n, app, payloads("d", 20)...)
+	n.Stop()
+	tmp := filepath.Join(dir, "snap", "db.tmp.0000000000000002-0000000000000020.snap")
+	if err := os.WriteFile(tmp, []byte("half a snapshot"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n2, err := startSingle(t, dir, &memApp{}, tune)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Stop()
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the temporary file is still there: %v", err)
+	}
+}

@@ -142,6 +142,7 @@ func openDisk(lg *zap.Logger, dataDir string, id uint64, join bool, ss *snap.Sna
 					"entries after it (the WAL still holds them all); the file is left in place",
 					zap.String("file", filepath.Join(snapDir(dataDir), name)), zap.String("from", snapName(snapshot)))
 			}
+			removeSnapTemps(lg, snapDir(dataDir))
 			return &diskState{wal: w, snapshot: snapshot, hard: hard, entries: ents, fresh: fresh, join: joined,
 				corruptSnaps: len(corrupt)}, nil
 		}
@@ -157,6 +158,27 @@ func openDisk(lg *zap.Logger, dataDir string, id uint64, join bool, ss *snap.Sna
 			continue
 		}
 		return nil, fallback(classifyWALError(wd, err))
+	}
+}
+
+// removeSnapTemps deletes the "db.tmp" files a crash left in the snapshot
+// directory dir (saveSnapFile's temporary files), as
+// snap.Snapshotter.LoadNewestAvailable does when it lists the directory.
+// It runs only once the node's start has read its disk, so a refused start
+// leaves the directory as it was.
+func removeSnapTemps(lg *zap.Logger, dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return // no snapshot directory yet, or one the next save reports
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "db.tmp") {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				lg.Warn("removing a temporary snapshot file left by a crash", zap.String("file", e.Name()), zap.Error(err))
+			} else {
+				lg.Info("removed a temporary snapshot file left by a crash", zap.String("file", e.Name()))
+			}
+		}
 	}
 }
 
