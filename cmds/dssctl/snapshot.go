@@ -212,9 +212,15 @@ func saveSnapshot(path, file string) (raftstore.BackupHeader, int64, error) {
 	if err := tmp.Close(); err != nil {
 		return h, 0, err
 	}
-	// Link rather than rename: it fails if file appeared meanwhile.
+	// Link rather than rename: it fails if file appeared meanwhile. A file
+	// system without hard links gets a rename, after checking again.
 	if err := os.Link(tmp.Name(), file); err != nil {
-		return h, 0, fmt.Errorf("moving the backup into place: %w", err)
+		if _, serr := os.Lstat(file); !errors.Is(serr, os.ErrNotExist) {
+			return h, 0, fmt.Errorf("moving the backup into place: %s appeared meanwhile (%v)", file, err)
+		}
+		if err := os.Rename(tmp.Name(), file); err != nil {
+			return h, 0, fmt.Errorf("moving the backup into place: %w", err)
+		}
 	}
 	_ = os.Remove(tmp.Name())
 	done = true
