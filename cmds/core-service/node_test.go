@@ -221,7 +221,7 @@ func TestSingleRaftNode(t *testing.T) {
 
 	_, metrics := n.call("GET", "/metrics", "")
 	for _, want := range []string{"dss_raft_proposals_committed_total 1", "dss_raft_apply_duration_seconds_count 1",
-		"dss_raft_leader_changes_seen_total", "dss_raft_is_leader 1", "dss_raft_members 1", "dss_raft_removed 0",
+		"dss_raft_leader_changes_seen_total", "dss_raft_is_leader 1", "dss_raft_members 1", "dss_raft_removed 0", "dss_raft_corrupt_snapshots_total 0",
 		"etcd_disk_wal_fsync_duration_seconds"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)

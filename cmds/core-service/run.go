@@ -315,8 +315,8 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 	}()
 	if adminLn != nil {
 		admin := &http.Server{
-			Handler: newAdminMux(newAdminHandler(be.members, cfg.raft.peers, memberChangeTimeout, log.Named("admin")),
-				statusHandler(be, cfg.store), cfg.raft.plaintextPeers()),
+			Handler: withSnapshotEndpoint(newAdminMux(newAdminHandler(be.members, cfg.raft.peers, memberChangeTimeout, log.Named("admin")),
+				statusHandler(be, cfg.store), cfg.raft.plaintextPeers()), backupNode(be), log.Named("admin")),
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      memberChangeTimeout + 5*time.Second,

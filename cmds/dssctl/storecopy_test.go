@@ -114,7 +114,9 @@ func vol(cells []models.CellID, start, end time.Duration, alt bool) models.Volum
 // fillSQL writes, through the SCD operations, data that exercises every
 // column: notification indices, implicit and explicit subscriptions, past
 // and requested OVNs, constraints with and without altitudes, availability.
-func fillSQL(t *testing.T, s *sqlstore.Store) {
+func fillSQL(t *testing.T, s interface {
+	Transact(context.Context, scd.Operation) (any, error)
+}) {
 	t.Helper()
 	ctx := context.Background()
 	do := func(op scd.Operation) any {

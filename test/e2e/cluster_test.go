@@ -120,6 +120,10 @@ type Options struct {
 	// PlaintextPeers runs raft without mutual TLS, with the override
 	// --raft_insecure_plaintext_peers (no certificates are made).
 	PlaintextPeers bool
+	// Prepare, when set, runs once the nodes' addresses, data directories
+	// and certificates are chosen, before any node starts: to write their
+	// data directories (a restore, say).
+	Prepare func(c *Cluster)
 }
 
 // Cluster is a set of core-service processes forming one Raft group, or,
@@ -187,6 +191,9 @@ func NewCluster(t *testing.T, opts Options) *Cluster {
 	// the logs (complete by then) are checked and printed.
 	t.Cleanup(c.checkLogs)
 	t.Cleanup(c.killAll)
+	if opts.Prepare != nil {
+		opts.Prepare(c)
+	}
 	for i := range c.Nodes {
 		c.Start(i)
 	}

@@ -26,6 +26,8 @@ var (
 var (
 	// coreServiceBin is the binary every node runs.
 	coreServiceBin string
+	// dssctlBin is the operator CLI, built beside it.
+	dssctlBin string
 	// moduleRoot is the directory holding go.mod (conformance runs there).
 	moduleRoot string
 )
@@ -57,7 +59,6 @@ func runMain(m *testing.M) (code int) {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 			return 1
 		}
-		return m.Run()
 	}
 	dir, err := os.MkdirTemp("", "raftdss-e2e-bin-")
 	if err != nil {
@@ -65,12 +66,22 @@ func runMain(m *testing.M) (code int) {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	dssctlBin = filepath.Join(dir, "dssctl")
+	build := exec.Command("go", "build", "-o", dssctlBin, "./cmds/dssctl")
+	build.Dir = moduleRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: building dssctl: %v\n%s", err, out)
+		return 1
+	}
+	if *binFlag != "" {
+		return m.Run()
+	}
 	coreServiceBin = filepath.Join(dir, "core-service")
 	args := []string{"build", "-o", coreServiceBin}
 	if *raceFlag {
 		args = append(args, "-race")
 	}
-	build := exec.Command("go", append(args, "./cmds/core-service")...)
+	build = exec.Command("go", append(args, "./cmds/core-service")...)
 	build.Dir = moduleRoot
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: building core-service: %v\n%s", err, out)

@@ -26,6 +26,11 @@ import (
 // acknowledged entries).
 var ErrCorruptWAL = errors.New("consensus: WAL is corrupt (not a torn tail); refusing to start")
 
+// ErrCorruptSnapshot is returned by New (and ReplayDataDir) when a snapshot
+// file is unreadable (its CRC or encoding is wrong) and the node cannot do
+// without it: no older snapshot together with the WAL covers the state.
+var ErrCorruptSnapshot = errors.New("consensus: corrupt snapshot file")
+
 // keepSnapFiles is how many .snap files survive a purge. More than one, so
 // that a crash between writing a new snapshot file and its WAL record still
 // finds the previous snapshot whose record is in the WAL.
@@ -42,6 +47,9 @@ type diskState struct {
 	// (Config.Join); while it is fresh the node must not bootstrap, even if
 	// restarted without Join.
 	join bool
+	// corruptSnaps is the number of unreadable snapshot files skipped in
+	// favour of an older snapshot.
+	corruptSnaps int
 }
 
 // walMetadata is what a node writes into its WAL at creation: its ID, and
@@ -77,9 +85,15 @@ func openDisk(lg *zap.Logger, dataDir string, id uint64, join bool, ss *snap.Sna
 	if err != nil {
 		return nil, classifyWALError(wd, err)
 	}
-	snapshot, err := ss.LoadNewestAvailable(walSnaps)
-	if err != nil && !errors.Is(err, snap.ErrNoSnapshot) {
-		return nil, fmt.Errorf("consensus: loading snapshot from %s: %w", snapDir(dataDir), err)
+	// A corrupt snapshot file (newest or not) is skipped for an older one
+	// whose WAL record exists, as etcd does, but only if the WAL still
+	// holds every entry since that older snapshot: below, a WAL that no
+	// longer reaches back to it refuses the start. The skipped file is left
+	// as it is (not renamed): the data directory is only read until the
+	// node has started.
+	snapshot, corrupt, err := newestSnapshot(lg, snapDir(dataDir), walSnaps)
+	if err != nil {
+		return nil, err
 	}
 	walSnap := &walpb.Snapshot{}
 	if snapshot != nil {
@@ -87,12 +101,29 @@ func openDisk(lg *zap.Logger, dataDir string, id uint64, join bool, ss *snap.Sna
 		walSnap.Term = proto.Uint64(snapshot.GetMetadata().GetTerm())
 	}
 
+	// fallback explains a WAL that cannot be read from the snapshot chosen
+	// after skipping corrupt ones.
+	fallback := func(err error) error {
+		if len(corrupt) == 0 {
+			return err
+		}
+		return fmt.Errorf("%w: %s is unreadable and the WAL no longer holds every entry since the "+
+			"older snapshot %s (index %d), so the node cannot rebuild its state; refusing to start "+
+			"(replace this node under a new ID, docs/operations.md): %v",
+			ErrCorruptSnapshot, corrupt[0], snapName(snapshot), walSnap.GetIndex(), err)
+	}
 	for attempt := 0; ; attempt++ {
 		w, err := wal.Open(lg, wd, walSnap)
 		if err != nil {
-			return nil, fmt.Errorf("consensus: opening WAL in %s: %w", wd, err)
+			return nil, fallback(fmt.Errorf("consensus: opening WAL in %s: %w", wd, err))
 		}
 		meta, hard, ents, err := w.ReadAll()
+		if err == nil && len(corrupt) > 0 {
+			if err := walCovers(walSnap.GetIndex(), hard, ents); err != nil {
+				_ = w.Close()
+				return nil, fallback(err)
+			}
+		}
 		if err == nil {
 			joined := string(meta) == string(walMetadata(id, true))
 			if !joined && string(meta) != string(walMetadata(id, false)) {
@@ -106,7 +137,14 @@ func openDisk(lg *zap.Logger, dataDir string, id uint64, join bool, ss *snap.Sna
 			// it would restart with an empty configuration and never elect
 			// a leader.
 			fresh := snapshot == nil && len(ents) == 0 && raft.IsEmptyHardState(hard)
-			return &diskState{wal: w, snapshot: snapshot, hard: hard, entries: ents, fresh: fresh, join: joined}, nil
+			for _, name := range corrupt {
+				lg.Error("skipped a corrupt snapshot file: the node starts from an older snapshot and the WAL "+
+					"entries after it (the WAL still holds them all); the file is left in place",
+					zap.String("file", filepath.Join(snapDir(dataDir), name)), zap.String("from", snapName(snapshot)))
+			}
+			removeSnapTemps(lg, snapDir(dataDir))
+			return &diskState{wal: w, snapshot: snapshot, hard: hard, entries: ents, fresh: fresh, join: joined,
+				corruptSnaps: len(corrupt)}, nil
 		}
 		_ = w.Close()
 		// A torn final record (power loss mid-write) was never fsynced, so
@@ -119,8 +157,54 @@ func openDisk(lg *zap.Logger, dataDir string, id uint64, join bool, ss *snap.Sna
 			}
 			continue
 		}
-		return nil, classifyWALError(wd, err)
+		return nil, fallback(classifyWALError(wd, err))
 	}
+}
+
+// removeSnapTemps deletes the "db.tmp" files a crash left in the snapshot
+// directory dir (saveSnapFile's temporary files), as
+// snap.Snapshotter.LoadNewestAvailable does when it lists the directory.
+// It runs only once the node's start has read its disk, so a refused start
+// leaves the directory as it was.
+func removeSnapTemps(lg *zap.Logger, dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return // no snapshot directory yet, or one the next save reports
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "db.tmp") {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				lg.Warn("removing a temporary snapshot file left by a crash", zap.String("file", e.Name()), zap.Error(err))
+			} else {
+				lg.Info("removed a temporary snapshot file left by a crash", zap.String("file", e.Name()))
+			}
+		}
+	}
+}
+
+// walCovers checks that the WAL entries ents, read from the snapshot at
+// index from, start right after it and reach the committed index: that
+// from and ents alone rebuild the state.
+func walCovers(from uint64, hard *raftpb.HardState, ents []*raftpb.Entry) error {
+	last := from
+	if len(ents) > 0 {
+		if first := ents[0].GetIndex(); first != from+1 {
+			return fmt.Errorf("the WAL's entries start at %d, not %d", first, from+1)
+		}
+		last = ents[len(ents)-1].GetIndex()
+	}
+	if last < hard.GetCommit() {
+		return fmt.Errorf("the WAL's entries end at %d, before the committed index %d", last, hard.GetCommit())
+	}
+	return nil
+}
+
+// snapName is the file name of snapshot s ("none" for nil).
+func snapName(s *raftpb.Snapshot) string {
+	if s == nil {
+		return "none (the start of the log)"
+	}
+	return fmt.Sprintf("%016x-%016x.snap", s.GetMetadata().GetTerm(), s.GetMetadata().GetIndex())
 }
 
 func classifyWALError(dir string, err error) error {

@@ -218,6 +218,7 @@ func New(cfg Config, app Application, newTransport NewTransport) (*Node, error) 
 		return nil, err
 	}
 	n.wal = ds.wal
+	n.stats.corruptSnapshots.Store(uint64(ds.corruptSnaps))
 	loaded := time.Now()
 	if err := n.recover(ds); err != nil {
 		_ = n.wal.Close()

@@ -59,6 +59,20 @@ const BootstrapTerm = 1
 // would start on (at worst, an empty dir is gone and a temporary
 // ".<dir>.bootstrap-*" sibling remains).
 func BootstrapFromSnapshot(dir string, id uint64, voters []uint64, index uint64, data []byte, lg *zap.Logger) error {
+	return BootstrapFromSnapshotAs(dir, id, voters, ClusterIDOf(voters), index, data, lg)
+}
+
+// ClusterIDOf is the ID of a cluster created with the initial members
+// voters (by a node's first start, or BootstrapFromSnapshot).
+func ClusterIDOf(voters []uint64) uint64 { return clusterIDOf(voters) }
+
+// BootstrapFromSnapshotAs is BootstrapFromSnapshot for a cluster whose ID
+// is cluster rather than ClusterIDOf(voters): a cluster restored from a
+// backup, whose ID must differ from the cluster the backup was taken of
+// even when the members have the same raft IDs, so that a surviving node of
+// the old cluster cannot take part in the new one. Every member must be
+// written with the same cluster.
+func BootstrapFromSnapshotAs(dir string, id uint64, voters []uint64, cluster, index uint64, data []byte, lg *zap.Logger) error {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
@@ -67,6 +81,8 @@ func BootstrapFromSnapshot(dir string, id uint64, voters []uint64, index uint64,
 		return errors.New("consensus: no data directory given")
 	case id == 0:
 		return errors.New("consensus: raft ID 0 is not valid")
+	case cluster == 0:
+		return errors.New("consensus: cluster ID 0 is not valid")
 	case index == 0:
 		// Index 0 is raft's "no snapshot".
 		return errors.New("consensus: the bootstrap snapshot index must be at least 1")
@@ -97,7 +113,7 @@ func BootstrapFromSnapshot(dir string, id uint64, voters []uint64, index uint64,
 			_ = os.RemoveAll(tmp)
 		}
 	}()
-	if err := writeBootstrap(tmp, id, voters, index, data, lg); err != nil {
+	if err := writeBootstrap(tmp, id, voters, cluster, index, data, lg); err != nil {
 		return err
 	}
 	if err := syncDir(tmp); err != nil {
@@ -122,7 +138,7 @@ func BootstrapFromSnapshot(dir string, id uint64, voters []uint64, index uint64,
 	return syncDir(parent)
 }
 
-func writeBootstrap(dir string, id uint64, voters []uint64, index uint64, data []byte, lg *zap.Logger) error {
+func writeBootstrap(dir string, id uint64, voters []uint64, cluster, index uint64, data []byte, lg *zap.Logger) error {
 	cs := &raftpb.ConfState{Voters: voters}
 	sd := snapDir(dir)
 	if err := os.Mkdir(sd, 0o700); err != nil {
@@ -131,7 +147,7 @@ func writeBootstrap(dir string, id uint64, voters []uint64, index uint64, data [
 	// The snapshot file before its WAL record, as the Ready loop does.
 	s := &raftpb.Snapshot{
 		// No member was added through the log yet: only the cluster's ID.
-		Data: append(memberRecord{cluster: clusterIDOf(voters)}.appendTo(nil), data...),
+		Data: append(memberRecord{cluster: cluster}.appendTo(nil), data...),
 		Metadata: &raftpb.SnapshotMetadata{
 			ConfState: cs,
 			Index:     proto.Uint64(index),
@@ -218,10 +234,11 @@ type ReplayInfo struct {
 //
 // Differences from a node's start, all to keep dir untouched: a torn final
 // WAL record is ignored rather than repaired (it was never acknowledged, so
-// the result is the same), and an unreadable snapshot file is skipped for an
-// older one rather than renamed. It refuses a directory whose WAL a running
-// node holds (ErrDataDirInUse) and a WAL corrupt anywhere but its tail
-// (ErrCorruptWAL).
+// the result is the same). As at a node's start, an unreadable snapshot
+// file is skipped for an older one only when the WAL holds every entry
+// since that one (else ErrCorruptSnapshot), and left in place. It refuses
+// a directory whose WAL a running node holds (ErrDataDirInUse) and a WAL
+// corrupt anywhere but its tail (ErrCorruptWAL).
 func ReplayDataDir(dir string, app Application, lg *zap.Logger) (ReplayInfo, error) {
 	var info ReplayInfo
 	if lg == nil {
@@ -238,23 +255,40 @@ func ReplayDataDir(dir string, app Application, lg *zap.Logger) (ReplayInfo, err
 	if err != nil {
 		return info, classifyWALError(wd, err)
 	}
-	snapshot, err := newestSnapshot(lg, snapDir(dir), walSnaps)
+	snapshot, corrupt, err := newestSnapshot(lg, snapDir(dir), walSnaps)
 	if err != nil {
 		return info, err
+	}
+	for _, name := range corrupt {
+		lg.Error("skipping a corrupt snapshot file for an older snapshot plus the WAL", zap.String("file", name))
 	}
 	walSnap := &walpb.Snapshot{}
 	if snapshot != nil {
 		walSnap.Index = proto.Uint64(snapshot.GetMetadata().GetIndex())
 		walSnap.Term = proto.Uint64(snapshot.GetMetadata().GetTerm())
 	}
+	// fallback explains a WAL that cannot be read from the snapshot chosen
+	// after skipping corrupt ones.
+	fallback := func(err error) error {
+		if len(corrupt) == 0 {
+			return err
+		}
+		return fmt.Errorf("%w: %s is unreadable and the WAL no longer holds every entry since the older "+
+			"snapshot %s: %v", ErrCorruptSnapshot, corrupt[0], snapName(snapshot), err)
+	}
 	w, err := wal.OpenForRead(lg, wd, walSnap)
 	if err != nil {
-		return info, fmt.Errorf("consensus: opening WAL in %s: %w", wd, err)
+		return info, fallback(fmt.Errorf("consensus: opening WAL in %s: %w", wd, err))
 	}
 	meta, hard, ents, err := w.ReadAll()
 	_ = w.Close()
 	if err != nil {
-		return info, classifyWALError(wd, err)
+		return info, fallback(classifyWALError(wd, err))
+	}
+	if len(corrupt) > 0 {
+		if err := walCovers(walSnap.GetIndex(), hard, ents); err != nil {
+			return info, fallback(err)
+		}
 	}
 	if _, err := fmt.Sscanf(string(meta), "raftdss node %d", &info.NodeID); err != nil || info.NodeID == 0 {
 		return info, fmt.Errorf("consensus: WAL in %s has metadata %q, not a raftdss node's", wd, meta)
@@ -339,15 +373,18 @@ func checkNotRunning(wd string) error {
 // newestSnapshot is snap.Snapshotter.LoadNewestAvailable without its side
 // effect (it renames unreadable files to *.broken): the newest snapshot file
 // that reads back intact and matches a snapshot record of the WAL, or nil
-// when there is none.
-func newestSnapshot(lg *zap.Logger, dir string, walSnaps []*walpb.Snapshot) (*raftpb.Snapshot, error) {
+// when there is none, and the names of the unreadable snapshot files newer
+// than it (newest first) that were skipped. Whether the WAL covers the
+// state from the returned snapshot on is the caller's to check.
+func newestSnapshot(lg *zap.Logger, dir string, walSnaps []*walpb.Snapshot) (*raftpb.Snapshot, []string, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("consensus: listing snapshots in %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("consensus: listing snapshots in %s: %w", dir, err)
 	}
+	var corrupt []string
 	var names []string
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), ".snap") {
@@ -359,20 +396,22 @@ func newestSnapshot(lg *zap.Logger, dir string, walSnaps []*walpb.Snapshot) (*ra
 	for _, name := range names {
 		s, err := snap.Read(lg, filepath.Join(dir, name))
 		if err != nil {
-			lg.Warn("skipping unreadable snapshot file", zap.String("file", name), zap.Error(err))
+			lg.Warn("unreadable snapshot file", zap.String("file", name), zap.Error(err))
+			corrupt = append(corrupt, name)
 			continue
 		}
 		md := s.GetMetadata()
 		for _, ws := range walSnaps {
 			if ws.GetIndex() == md.GetIndex() && ws.GetTerm() == md.GetTerm() {
-				return s, nil
+				return s, corrupt, nil
 			}
 		}
 	}
 	if slices.ContainsFunc(walSnaps, func(ws *walpb.Snapshot) bool { return ws.GetIndex() > 0 }) {
 		// The WAL starts after a snapshot we cannot read: replaying it from
 		// nothing would silently drop everything before that snapshot.
-		return nil, fmt.Errorf("consensus: no readable snapshot in %s matches the WAL's snapshot records", dir)
+		return nil, corrupt, fmt.Errorf("%w: no readable snapshot in %s matches the WAL's snapshot records "+
+			"(unreadable: %v); refusing to start", ErrCorruptSnapshot, dir, corrupt)
 	}
-	return nil, nil
+	return nil, corrupt, nil
 }

@@ -47,6 +47,10 @@ type Stats struct {
 	// (over answered rounds; divided by ReadRounds, about the wait a read
 	// adds).
 	ReadRoundTime time.Duration
+
+	// CorruptSnapshots is the number of unreadable snapshot files the node
+	// skipped at its start for an older snapshot plus the WAL.
+	CorruptSnapshots uint64
 }
 
 // SnapshotEvent describes one snapshot the node took, for
@@ -91,6 +95,8 @@ func (s Stats) Sub(o Stats) Stats {
 		ReadRounds:   s.ReadRounds - o.ReadRounds,
 
 		ReadRoundTime: s.ReadRoundTime - o.ReadRoundTime,
+
+		CorruptSnapshots: s.CorruptSnapshots - o.CorruptSnapshots,
 	}
 }
 
@@ -104,6 +110,7 @@ type nodeStats struct {
 	snapshotCaptureNanos, snapshotNanos      atomic.Int64
 	readBarriers, readRounds                 atomic.Uint64
 	readRoundNanos                           atomic.Int64
+	corruptSnapshots                         atomic.Uint64
 }
 
 // Stats returns the node's cumulative Ready-loop counters. It never blocks.
@@ -126,5 +133,7 @@ func (n *Node) Stats() Stats {
 		ReadRounds:   s.readRounds.Load(),
 
 		ReadRoundTime: time.Duration(s.readRoundNanos.Load()),
+
+		CorruptSnapshots: s.corruptSnapshots.Load(),
 	}
 }

@@ -89,6 +89,8 @@ func (m *Metrics) register(reg prometheus.Registerer, st *Store) error {
 			func(s consensus.Stats) float64 { return float64(s.ReadBarriers) }),
 		counter("dss_raft_read_rounds_total", "ReadIndex rounds issued (per round: a heartbeat quorum; reads per round is the batching factor).",
 			func(s consensus.Stats) float64 { return float64(s.ReadRounds) }),
+		counter("dss_raft_corrupt_snapshots_total", "Unreadable snapshot files this node skipped at its start for an older snapshot plus the WAL (logged at error; replace the disk or the node).",
+			func(s consensus.Stats) float64 { return float64(s.CorruptSnapshots) }),
 		counter("dss_raft_read_round_seconds_total", "Time from issuing ReadIndex rounds to their answers (per round: the wait a read adds).",
 			func(s consensus.Stats) float64 { return s.ReadRoundTime.Seconds() }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dss_raft_snapshot_results_total",
