@@ -219,7 +219,10 @@ func TestSingleRaftNode(t *testing.T) {
 		t.Fatalf("reads changed the node: before %+v, after %+v", st, after)
 	}
 
-	_, metrics := n.call("GET", "/metrics", "")
+	mcode, metrics := n.call("GET", "/metrics", "")
+	if mcode != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", mcode, metrics)
+	}
 	for _, want := range []string{"dss_raft_proposals_committed_total 1", "dss_raft_apply_duration_seconds_count 1",
 		"dss_raft_leader_changes_seen_total", "dss_raft_is_leader 1", "dss_raft_members 1", "dss_raft_removed 0", "dss_raft_corrupt_snapshots_total 0",
 		"etcd_disk_wal_fsync_duration_seconds"} {

@@ -125,7 +125,9 @@ func TestAPITLSAndReloadOnHangup(t *testing.T) {
 	roots.AddCert(second)
 	setRoots()
 	hangupUntil("serving the new certificate", func() bool { return served().Int64() == 2 })
-	hangupUntil("a counted peer reload", func() bool { return metric("raft_peers", "ok") != "" && !strings.HasSuffix(metric("raft_peers", "ok"), " 0") })
+	hangupUntil("a counted peer reload", func() bool {
+		return metric("raft_peers", "ok") != "" && !strings.HasSuffix(metric("raft_peers", "ok"), " 0")
+	})
 	if m := metric("api", "error"); !strings.HasSuffix(m, " 0") {
 		t.Fatalf("API reload errors: %q, want 0", m)
 	}

@@ -316,6 +316,22 @@ type forgery struct {
 	// refused is the peer check's reason for refusing every message;
 	// "": raft itself handles them (it may move its term, or ignore them).
 	refused string
+	// refusedFor, when set, replaces refused: the reason depends on the
+	// victim's view (a leader's message at the victim's term is refused
+	// unless it claims the victim's leader).
+	refusedFor func(v int, st Status) string
+}
+
+// leaderOrEntry is the refusal of an append at the victim's current term
+// claiming sender from: its leader's passes the leader check and is judged
+// by its entries (then refused as ifLeader, or "" for raft to handle).
+func leaderOrEntry(from func(v int) uint64, ifLeader string) func(v int, st Status) string {
+	return func(v int, st Status) string {
+		if from(v) == st.LeaderID {
+			return ifLeader
+		}
+		return consensus.RejectLeader
+	}
 }
 
 // attackCluster runs each forgery against every node of c in turn, with
@@ -344,7 +360,8 @@ func attackCluster(t *testing.T, c *Cluster, forgeries []forgery) {
 			rej[i] = r
 		}
 		w := c.startWriter()
-		sent := 0
+		sent := map[int]int{}
+		refused := map[int]string{}
 		for _, v := range all {
 			st, err := c.Status(v)
 			if err != nil {
@@ -352,7 +369,11 @@ func attackCluster(t *testing.T, c *Cluster, forgeries []forgery) {
 				t.Fatalf("%s: node %d: %v", f.name, v+1, err)
 			}
 			msgs := f.msgs(v, st)
-			sent = len(msgs)
+			sent[v] = len(msgs)
+			refused[v] = f.refused
+			if f.refusedFor != nil {
+				refused[v] = f.refusedFor(v, st)
+			}
 			err = f.peer(v).send(context.Background(), f.frameFrom(v), msgs...)
 			if got := status.Code(err); got != f.wantCode {
 				t.Errorf("%s: node %d answered %v (%v), want %v", f.name, v+1, got, err, f.wantCode)
@@ -392,8 +413,8 @@ func attackCluster(t *testing.T, c *Cluster, forgeries []forgery) {
 			}
 			for _, reason := range consensus.RejectReasons {
 				want := rej[i][reason]
-				if reason == f.refused {
-					want += uint64(sent)
+				if reason == refused[i] {
+					want += uint64(sent[i])
 				}
 				if r[reason] != want {
 					t.Errorf("%s: node %d: %s{reason=%q} = %d, want %d", f.name, i+1, rejectedMetric, reason, r[reason], want)
@@ -506,13 +527,15 @@ func TestFakePeerPlaintext(t *testing.T) {
 			},
 		},
 		{
-			name: "append of an undecodable entry", peer: plain, frameFrom: claim, refused: consensus.RejectEntry,
+			name: "append of an undecodable entry", peer: plain, frameFrom: claim,
+			refusedFor: leaderOrEntry(claim, consensus.RejectEntry),
 			msgs: func(v int, st Status) []*raftpb.Message {
 				return []*raftpb.Message{appendAt(claim(v), st, st.Term, st.Term, st.CommitIndex, undecodableEntry)}
 			},
 		},
 		{
 			name: "append of a valid-looking entry at a high index", peer: plain, frameFrom: claim,
+			refusedFor: leaderOrEntry(claim, ""),
 			msgs: func(v int, st Status) []*raftpb.Message {
 				return []*raftpb.Message{appendAt(claim(v), st, st.Term, st.Term, st.CommitIndex+1000, validLookingEntry(claim(v)))}
 			},
@@ -593,7 +616,7 @@ func TestFakePeerMutualTLS(t *testing.T) {
 		},
 		{
 			name: "another node's certificate, append of an undecodable entry", peer: asOther, frameFrom: certOf,
-			refused: consensus.RejectEntry,
+			refusedFor: leaderOrEntry(certOf, consensus.RejectEntry),
 			msgs: func(v int, st Status) []*raftpb.Message {
 				return []*raftpb.Message{appendAt(certOf(v), st, st.Term, st.Term, st.CommitIndex, undecodableEntry)}
 			},

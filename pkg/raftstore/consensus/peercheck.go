@@ -64,11 +64,12 @@ const (
 	RejectEntry      = "entry"       // a normal entry the Application refuses (EntryChecker)
 	RejectConfChange = "conf_change" // a conf-change entry that does not decode
 	RejectSnapshot   = "snapshot"    // MsgSnap metadata or data framing invalid
+	RejectLeader     = "leader"      // a leader's message at this node's term from another node than its leader
 )
 
 // RejectReasons lists every reason, in a fixed order.
-var RejectReasons = []string{RejectRecipient, RejectSender, RejectType, RejectTerm, RejectShape,
-	RejectEntry, RejectConfChange, RejectSnapshot}
+var RejectReasons = [...]string{RejectRecipient, RejectSender, RejectType, RejectTerm, RejectShape,
+	RejectEntry, RejectConfChange, RejectSnapshot, RejectLeader}
 
 // peerRejection is why checkPeerMessage refused a message.
 type peerRejection struct {
@@ -146,6 +147,8 @@ var campaignTransfer = []byte("CampaignTransfer")
 //
 //   - recipient: To is this node; sender: From is a current member other
 //     than this node (transports also bind it to the connection);
+//   - leader: an append, heartbeat or snapshot at this node's term comes
+//     from the leader this node knows for that term, if it knows one;
 //   - type: what a peer sends; local-only types (MsgHup, MsgBeat,
 //     MsgUnreachable, MsgSnapStatus, MsgCheckQuorum, MsgStorage*,
 //     MsgForgetLeader) are refused, and so is MsgTransferLeader (a
@@ -203,6 +206,16 @@ func checkPeerMessage(m *raftpb.Message, v *peerView) *peerRejection {
 		return reject(RejectShape, "%v carries a snapshot", t)
 	}
 	switch t {
+	case raftpb.MsgApp, raftpb.MsgHeartbeat, raftpb.MsgSnap:
+		// One leader per term: once this node knows the leader of its
+		// term, only that node may send what a leader sends at that term.
+		// raft would take the message as the leader's and let the sender
+		// overwrite or extend the log (a member's certificate could fork
+		// one replica). A new term's leader is unaffected: its first
+		// message is of a higher term.
+		if v.leader != 0 && from != v.leader && m.GetTerm() == v.term {
+			return reject(RejectLeader, "%v from %d at term %d, which node %d leads", t, from, m.GetTerm(), v.leader)
+		}
 	case raftpb.MsgTimeoutNow:
 		if from != v.leader || m.GetTerm() != v.term {
 			return reject(RejectType, "%v from %d at term %d; this node's leader is %d at term %d",
@@ -399,7 +412,7 @@ func checkConfState(cs *raftpb.ConfState) error {
 // one log line per peer per rejectLogInterval (with the number refused
 // since the last line).
 type peerGuard struct {
-	counts [8]atomic.Uint64 // indexed like RejectReasons
+	counts [len(RejectReasons)]atomic.Uint64 // indexed like RejectReasons
 
 	mu     sync.Mutex
 	logged map[uint64]peerLog
@@ -416,7 +429,7 @@ type peerLog struct {
 const maxLoggedPeers = 256
 
 func (g *peerGuard) refused(lg *zap.Logger, m *raftpb.Message, rj *peerRejection, now time.Time) {
-	if i := slices.Index(RejectReasons, rj.reason); i >= 0 {
+	if i := slices.Index(RejectReasons[:], rj.reason); i >= 0 {
 		g.counts[i].Add(1)
 	}
 	from := m.GetFrom()

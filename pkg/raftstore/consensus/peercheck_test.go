@@ -379,3 +379,48 @@ func TestPeerCheckTransferMessages(t *testing.T) {
 		t.Fatalf("after the transfer vote: term %d, vote %d; want term %d, vote 3", st.GetTerm(), st.GetVote(), oracleTerm+1)
 	}
 }
+
+// TestPeerCheckOneLeaderPerTerm: once a node knows its term's leader, a
+// leader's message at that term from any other member is refused; the same
+// message from the leader, of a newer term, or while no leader is known,
+// passes.
+func TestPeerCheckOneLeaderPerTerm(t *testing.T) {
+	o := newOracle(t, false) // told its leader is node 2
+	v := o.view()
+	hb := func(from, term uint64) *raftpb.Message {
+		m := msg(raftpb.MsgHeartbeat, from, term)
+		m.Commit = new(uint64(oracleCommit))
+		return m
+	}
+	app := func(from, term uint64) *raftpb.Message {
+		m := msg(raftpb.MsgApp, from, term)
+		m.Index, m.LogTerm, m.Commit = new(uint64(5)), new(uint64(5)), new(uint64(5))
+		m.Entries = []*raftpb.Entry{ent(6, term, "k")}
+		return m
+	}
+	for name, m := range map[string]*raftpb.Message{
+		"append from a non-leader":    app(3, oracleTerm),
+		"heartbeat from a non-leader": hb(3, oracleTerm),
+	} {
+		if rj := checkPeerMessage(m, v); rj == nil || rj.reason != RejectLeader {
+			t.Errorf("%s: %v, want a %s refusal", name, rj, RejectLeader)
+		}
+	}
+	noLeader := o.view()
+	noLeader.leader = 0
+	for name, c := range map[string]struct {
+		m *raftpb.Message
+		v *peerView
+	}{
+		"append from the leader":            {app(2, oracleTerm), v},
+		"heartbeat from the leader":         {hb(2, oracleTerm), v},
+		"append of a newer term":            {app(3, oracleTerm+1), v},
+		"append while no leader is known":   {app(3, oracleTerm), noLeader},
+		"vote from a non-leader":            {msg(raftpb.MsgVote, 3, oracleTerm+1), v},
+		"append response from a non-leader": {msg(raftpb.MsgAppResp, 3, oracleTerm), v},
+	} {
+		if rj := checkPeerMessage(c.m, c.v); rj != nil {
+			t.Errorf("%s: refused: %v", name, rj)
+		}
+	}
+}
