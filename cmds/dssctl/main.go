@@ -24,6 +24,7 @@ func commands() []command {
 		{"copy-raft-to-sql", "copy a stopped Raft node's data into an empty PostgreSQL database", runCopyRaftToSQL},
 		{"certs", "create the CA and raft-node-<ID> certificates of raft peer mutual TLS", runCerts},
 		{"member", "list, add, promote or remove Raft cluster members: member list|add|promote|remove", runMember},
+		{"evict", "show (--dry-run) or run (--now) the eviction of expired entities on a node", runEvict},
 	}
 }
 
