@@ -101,7 +101,7 @@ func newEvictor(st scd.Store, counter entityCounter, leader func() bool, after t
 		}),
 		entities: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "dss_entities",
-			Help: "Entities in the store by kind (operational_intent, constraint, subscription), as of the last eviction run or admin request.",
+			Help: "Entities in the store by kind (operational_intent, constraint, subscription), as of the last eviction interval or admin request.",
 		}, []string{"kind"}),
 	}
 	for _, c := range []prometheus.Collector{e.evicted, e.runs, e.lastRun, e.entities} {
@@ -206,6 +206,8 @@ func (e *evictor) start(interval time.Duration) (stop func()) {
 			case <-t.C:
 			}
 			if !e.leader() {
+				// Followers keep their entities-by-kind metric current.
+				e.updateCounts(ctx)
 				continue
 			}
 			// A run never outlasts its interval, so runs do not pile up
