@@ -175,8 +175,9 @@ func (op *EvictExpired) Execute(ctx context.Context, repo repos.Repo) (any, erro
 	return res, nil
 }
 
-// previewPage is how many IDs PreviewEviction reads per repo call.
-const previewPage = 1000
+// previewPage is how many IDs PreviewEviction reads per repo call: few
+// calls, since each may scan a whole table (memstore).
+const previewPage = MaxEvictBatch
 
 // Execute counts without writing.
 func (op *PreviewEviction) Execute(ctx context.Context, repo repos.Repo) (any, error) {

@@ -70,3 +70,39 @@ func TestListExpired(t *testing.T) {
 		}
 	}
 }
+
+// The limit keeps the lowest IDs, whatever the slot order.
+func TestListExpiredKeepsLowestIDs(t *testing.T) {
+	s := NewState()
+	const n = 300
+	mustWrite(t, s, func(r repos.Repo) error {
+		for i := range n {
+			k := (i*7919)%n + 1 // a permutation of 1..n
+			if err := r.UpsertConstraint(ctx, constraint(k, 0, 10, 1)); err != nil {
+				return err
+			}
+		}
+		// Freed slots get reused out of ID order.
+		for k := 1; k <= n; k += 3 {
+			if err := r.DeleteConstraint(ctx, uid(k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var want []models.ID
+	for k := 1; k <= n; k++ {
+		if k%3 != 1 {
+			want = append(want, uid(k))
+		}
+	}
+	for _, limit := range []int{1, 7, 150, 1000} {
+		got := view(t, s, func(r repos.Repo) ([]models.ID, error) {
+			return r.ListExpired(ctx, &repos.ExpiredQuery{Kind: repos.ExpiredConstraints, Before: at(11), Limit: limit})
+		})
+		w := want[:min(limit, len(want))]
+		if !slices.Equal(got, w) {
+			t.Fatalf("limit %d: got %d IDs %v..., want %v...", limit, len(got), got[:min(3, len(got))], w[:min(3, len(w))])
+		}
+	}
+}
