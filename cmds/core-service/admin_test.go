@@ -54,8 +54,11 @@ func TestAdminFlags(t *testing.T) {
 	}{
 		{[]string{"--memstore", "--raft_join"}, "--raft_join is for the Raft store"},
 		{[]string{"--datastore_url", "postgres://x/scd", "--raft_join"}, "--raft_join is for the Raft store"},
-		{[]string{"--memstore", "--admin_socket", "/tmp/a.sock"}, "--admin_socket serves the Raft store"},
-		{[]string{"--datastore_url", "postgres://x/scd", "--admin_socket", "/tmp/a.sock"}, "--admin_socket serves the Raft store"},
+		{[]string{"--memstore", "--admin_socket", "/tmp/a.sock"}, "--admin_socket serves the Raft and SQL stores"},
+		{[]string{"--datastore_url", "postgres://x/scd", "--admin_socket", ""}, "--admin_socket must not be empty"},
+		{[]string{"--datastore_url", "postgres://x/scd", "--admin_socket", long}, "pass a shorter --admin_socket"},
+		{[]string{"--evict_after", "0s"}, "--evict_after must be positive"},
+		{[]string{"--evict_interval", "-1m"}, "--evict_interval must be 0 (off) or positive"},
 		{[]string{"--raft_join"}, "--raft_join needs --raft_peers"},
 		{[]string{"--admin_socket", long}, "pass a shorter --admin_socket"},
 	} {

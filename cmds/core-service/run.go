@@ -43,6 +43,7 @@ type config struct {
 	auth              auth.Config
 	allowHTTPBaseURLs bool
 	quotas            quotaConfig
+	evict             evictConfig
 	serverTimeout     time.Duration
 	dev               bool
 	devDir            string
@@ -69,6 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&cfg.allowHTTPBaseURLs, "allow_http_base_urls", false,
 		"accept http:// (not only https://) uss_base_url values; for testing only (spec §3.5)")
 	cfg.quotas.registerFlags(fs)
+	cfg.evict.registerFlags(fs)
 	fs.DurationVar(&cfg.serverTimeout, "server_timeout", server.DefaultHandlerTimeout,
 		"longest time one request may take before it is answered 503")
 	fs.BoolVar(&cfg.dev, "dev", false,
@@ -99,6 +101,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if cfg.serverTimeout <= 0 {
 		return nil, fmt.Errorf("--server_timeout must be positive, got %v", cfg.serverTimeout)
 	}
+	if err := cfg.evict.validate(); err != nil {
+		return nil, err
+	}
 	kind, err := selectStore(useRaft, useMem, cfg.sql.url != "")
 	if err != nil {
 		return nil, err
@@ -119,8 +124,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		if cfg.raft.join {
 			return nil, fmt.Errorf("--raft_join is for the Raft store; this node runs the %v store", kind)
 		}
-		if adminSocketSet {
-			return nil, fmt.Errorf("--admin_socket serves the Raft store's membership changes; this node runs the %v store", kind)
+		switch {
+		case adminSocketSet && kind != storeSQL:
+			return nil, fmt.Errorf("--admin_socket serves the Raft and SQL stores; this node runs the %v store", kind)
+		case adminSocketSet && cfg.raft.adminSocket == "":
+			return nil, errors.New("--admin_socket must not be empty")
+		case adminSocketSet:
+			if err := checkSocketPath(cfg.raft.adminSocket); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return cfg, nil
@@ -245,7 +257,8 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 		log.Warn("no admin socket: membership changes (dssctl member) need --admin_socket on a shorter path",
 			zap.String("reason", cfg.raft.noAdminSocket))
 	}
-	if cfg.store == storeRaft && cfg.raft.adminSocket != "" {
+	// On the SQL store the flag's value is the socket (none by default).
+	if cfg.raft.adminSocket != "" && (cfg.store == storeRaft || cfg.store == storeSQL) {
 		if adminLn, err = listenAdmin(cfg.raft.adminSocket); err != nil {
 			return fmt.Errorf("admin socket (--admin_socket): %w", err)
 		}
@@ -260,6 +273,18 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 	// The store stops when serve returns, after the HTTP servers' graceful
 	// shutdown below: requests in flight finish against a live store.
 	defer be.close()
+
+	evict, err := newBackendEvictor(be, cfg.evict.after, log.Named("evict"), metrics)
+	if err != nil {
+		return err
+	}
+	if cfg.evict.interval > 0 {
+		// Stopped before the store closes (defers run last-in first-out).
+		stopEvict := evict.start(cfg.evict.interval)
+		defer stopEvict()
+		log.Info("evicting expired entities on a schedule", zap.Duration("interval", cfg.evict.interval),
+			zap.Duration("after", cfg.evict.after))
+	}
 
 	api, err := server.NewHandler(server.Config{
 		Store:             be.store,
@@ -314,9 +339,16 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 		served <- fmt.Errorf("http server: %w", srv.Serve(ln))
 	}()
 	if adminLn != nil {
+		adminMux := http.NewServeMux()
+		if cfg.store == storeRaft {
+			adminMux.Handle("/", withSnapshotEndpoint(newAdminMux(newAdminHandler(be.members, cfg.raft.peers, memberChangeTimeout, log.Named("admin")),
+				statusHandler(be, cfg.store), cfg.raft.plaintextPeers()), backupNode(be), log.Named("admin")))
+		} else {
+			adminMux.Handle("GET /status", statusHandler(be, cfg.store))
+		}
+		adminMux.Handle("/evict", evictHandler(evict, evictAdminTimeout))
 		admin := &http.Server{
-			Handler: withSnapshotEndpoint(newAdminMux(newAdminHandler(be.members, cfg.raft.peers, memberChangeTimeout, log.Named("admin")),
-				statusHandler(be, cfg.store), cfg.raft.plaintextPeers()), backupNode(be), log.Named("admin")),
+			Handler:           adminMux,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      memberChangeTimeout + 5*time.Second,
@@ -325,7 +357,8 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 		}
 		servers = append(servers, admin)
 		go func() { served <- fmt.Errorf("admin server: %w", admin.Serve(adminLn)) }()
-		log.Info("serving the admin endpoint (membership changes)", zap.String("socket", cfg.raft.adminSocket))
+		log.Info("serving the admin endpoint (membership changes on the Raft store, eviction)",
+			zap.String("socket", cfg.raft.adminSocket))
 	}
 	running := len(servers)
 	baseURL := scheme + dialableAddr(ln.Addr())

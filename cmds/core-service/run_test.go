@@ -200,7 +200,8 @@ func TestHelpExitsZero(t *testing.T) {
 	for _, flag := range []string{"-addr", "-allow_http_base_urls", "-server_timeout", "-dev_dir", "-log_level", "-jwks_endpoint",
 		"-raftstore", "-memstore", "-datastore_url", "-migrate", "-datastore_max_conns", "-datastore_max_retries", "-raft_node_id", "-raft_peers", "-raft_addr", "-raft_data_dir",
 		"-raft_tick_interval", "-raft_election_ticks", "-raft_heartbeat_ticks", "-raft_snapshot_entries",
-		"-raft_catchup_entries", "-raft_tls_cert", "-raft_tls_key", "-raft_tls_ca", "-raft_join", "-admin_socket"} {
+		"-raft_catchup_entries", "-raft_tls_cert", "-raft_tls_key", "-raft_tls_ca", "-raft_join", "-admin_socket",
+		"-evict_after", "-evict_interval"} {
 		if !strings.Contains(stderr.String(), flag) {
 			t.Errorf("usage lacks %s", flag)
 		}

@@ -132,8 +132,9 @@ func (c *raftConfig) registerFlags(fs *flag.FlagSet) {
 			"'dssctl member add') instead of bootstrapping one; --raft_peers must name the current members and this node. "+
 			"Ignored once the data directory holds a WAL")
 	fs.StringVar(&c.adminSocket, "admin_socket", "",
-		"`path` of the Unix socket of the admin endpoint (membership changes, used by 'dssctl member'); mode 0600, no token "+
-			"(default <raft_data_dir>/"+adminSocketName+"; Raft store only)")
+		"`path` of the Unix socket of the admin endpoint (membership changes, used by 'dssctl member'; eviction, "+
+			"'dssctl evict'); mode 0600, no token (default <raft_data_dir>/"+adminSocketName+" on the Raft store; "+
+			"on the SQL store none unless given, and it serves only /status and /evict)")
 	fs.BoolVar(&c.readsViaLog, "raft_reads_via_log", false,
 		"benchmarks only: every read is proposed as a Raft log entry and executed by every replica when applied, "+
 			"as in a DSS without ReadIndex reads, to measure what ReadIndex reads save (answers are unchanged, only slower); "+

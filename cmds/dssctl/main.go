@@ -27,6 +27,7 @@ func commands() []command {
 		{"leader", "move the Raft leadership to another voter: leader transfer --to ID", runLeader},
 		{"status", "every member's raft ID, role, leader, term, indexes and state hash; DIVERGED when they disagree", runStatus},
 		{"snapshot", "online backup of a Raft cluster and restore into a new one: snapshot save|status|restore", runSnapshot},
+		{"evict", "show (--dry-run) or run (--now) the eviction of expired entities on a node", runEvict},
 	}
 }
 

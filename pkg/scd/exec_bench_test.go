@@ -185,3 +185,20 @@ func BenchmarkExecuteAt100kOIRs(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkEvictBatchAt100kOIRs is one eviction batch of 500 OIRs among
+// 100k, all expired: what a client write waits behind at most.
+func BenchmarkEvictBatchAt100kOIRs(b *testing.B) {
+	st, now := loadedState(b)
+	op := &scd.EvictExpired{Before: now.Add(48 * time.Hour), Limit: 500}
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := st.Apply(context.Background(), op)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !res.(scd.EvictionResult).Full {
+			b.Fatal("ran out of OIRs: lower -benchtime")
+		}
+	}
+}

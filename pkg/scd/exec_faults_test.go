@@ -153,6 +153,13 @@ func (r *faultyRepo) DeleteConstraint(ctx context.Context, id models.ID) error {
 	return r.Repo.DeleteConstraint(ctx, id)
 }
 
+func (r *faultyRepo) ListExpired(ctx context.Context, q *repos.ExpiredQuery) ([]models.ID, error) {
+	if err := r.fail(); err != nil {
+		return nil, err
+	}
+	return r.Repo.ListExpired(ctx, q)
+}
+
 func (r *faultyRepo) GetUssAvailability(ctx context.Context, uss string) (*models.UssAvailability, error) {
 	if err := r.fail(); err != nil {
 		return nil, err
@@ -231,6 +238,9 @@ func writeOps(e *env) map[string]scd.Operation {
 		"put sub":      &scd.PutSubscription{Caller: ussB, Now: now, ID: id(60), Version: s60, Extents: models.Volume4D{Cells: cells(1, 2, 3)}, USSBaseURL: urlB, NotifyForOperationalIntents: true, NotifyForConstraints: true},
 		"delete sub":   &scd.DeleteSubscription{Caller: ussB, ID: id(60), Version: s60},
 		"availability": &scd.PutUssAvailability{Now: now, USS: ussB, OldVersion: av.Version, Availability: models.AvailabilityDown},
+		// Everything has ended by then: every kind goes, implicit
+		// subscriptions with their OIRs.
+		"evict": &scd.EvictExpired{Before: now.Add(24 * time.Hour), Limit: 100},
 	}
 }
 

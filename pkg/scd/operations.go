@@ -38,6 +38,9 @@ const (
 	OpPutOperationalIntentWithQuota
 	OpPutConstraintWithQuota
 	OpPutSubscriptionWithQuota
+	// Eviction of expired entities (exec_evict.go).
+	OpEvictExpired
+	OpPreviewEviction
 )
 
 // Every field of every operation is decided before the operation runs:
@@ -316,3 +319,5 @@ type AvailabilityView struct {
 //   PutSubscription          PutSubscriptionResult
 //   DeleteSubscription       SubscriptionView
 //   Get/PutUssAvailability   AvailabilityView
+//   EvictExpired             EvictionResult
+//   PreviewEviction          EvictionCounts

@@ -2,7 +2,9 @@
 // seeded random sequence of HTTP requests (several USSs with different
 // scopes, overlapping volumes, creates, updates, deletes and queries of every
 // entity, right and wrong OVNs and keys, implicit and explicit
-// subscriptions, availability changes, malformed input) is sent to the same
+// subscriptions, availability changes, eviction batches and dry runs of expired entities (a
+// test-only route that runs scd.EvictExpired on the target's store),
+// malformed input) is sent to the same
 // HTTP handler (pkg/scd/server) over the memstore, the PostgreSQL store and
 // a 3-node Raft store, all with the same injected clock, the same UUID
 // source and tokens minted for the injected time. Every response must be

@@ -222,6 +222,7 @@ var endpoints = []endpointKind{
 	{"report", 1, [][]string{{cm}, {cp}, {sc}, {cmsa}, {aa}}, (*generator).report},
 	{"avail.get", 3, [][]string{{aa}, {sc}, {cmsa}}, (*generator).availGet},
 	{"avail.put", 4, [][]string{{aa}}, (*generator).availPut},
+	{"evict", 2, [][]string{{sc}}, (*generator).evict},
 }
 
 var totalWeight = func() int {
@@ -828,6 +829,20 @@ func (g *generator) report(rq *request) {
 		"url": "https://uss-b.example/uss/v1/operational_intents/" + pick(g, oirIDs), "method": "GET",
 		"recorder_role": "Client", "request_time": g.at(0), "response_code": 500, "problem": "timeout",
 	}})
+}
+
+// evict asks the target's store itself (evictPath, not an F3548 endpoint)
+// to run one eviction batch, or a dry run, with a cut-off some retention
+// before the request time: the same operation on every store must remove
+// the same entities, which later requests then miss alike. A negative
+// retention puts the cut-off ahead of the clock, so that live entities, with
+// the keys and subscriptions they take part in, go too (as from a proposer
+// whose clock runs ahead): entities rarely end within a run otherwise.
+func (g *generator) evict(rq *request) {
+	rq.Method, rq.Path = "POST", evictPath
+	retention := pick(g, []time.Duration{0, time.Minute, time.Hour, -20 * time.Minute, -45 * time.Minute, -3 * time.Hour})
+	rq.Body = mustJSON(map[string]any{"retention_ms": retention.Milliseconds(), "limit": pick(g, []int{1, 3, 50, 0}),
+		"dry_run": g.chance(0.2)})
 }
 
 var ussIDs = []string{"uss-a", "uss-b", "uss-c", "uss-d", "uss-unknown"}

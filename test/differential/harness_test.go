@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -127,7 +129,56 @@ var openers = map[string]opener{
 }
 
 func handlerFor(e *env, st scd.Store) (http.Handler, error) {
-	return server.NewHandler(server.Config{Store: st, Authenticator: e.auth, Now: e.Now, NewID: e.NewID})
+	h, err := server.NewHandler(server.Config{Store: st, Authenticator: e.auth, Now: e.Now, NewID: e.NewID})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.Handle("POST "+evictPath, evictHandler(e, st))
+	return mux, nil
+}
+
+// evictPath is where a target runs eviction (the generator's "evict"): on
+// a node the admin socket does, the API has no such endpoint.
+const evictPath = "/dss/v1/_differential_evict"
+
+// evictHandler runs scd.EvictExpired (or PreviewEviction, with dry_run) on
+// st with the cut-off retention_ms before the injected clock, as a node's
+// evictor does, and answers the result as JSON, or the error's code and
+// message.
+func evictHandler(e *env, st scd.Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			RetentionMS int64 `json:"retention_ms"`
+			Limit       int64 `json:"limit"`
+			DryRun      bool  `json:"dry_run"`
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Limit < 0 || req.Limit > 1<<31 {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"message": "bad eviction request"}`))
+			return
+		}
+		before := e.Now().Add(-time.Duration(req.RetentionMS) * time.Millisecond)
+		var op scd.Operation = &scd.EvictExpired{Before: before, Limit: uint32(req.Limit)}
+		if req.DryRun {
+			op = &scd.PreviewEviction{Before: before}
+		}
+		res, err := st.Transact(r.Context(), op)
+		if err != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+			// The code and the operation's own message: stores word their
+			// wrapping differently.
+			msg := ""
+			if me := (*models.Error)(nil); errors.As(err, &me) {
+				msg = me.Message
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{"code": models.CodeOf(err).String(), "message": msg})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(res)
+	})
 }
 
 func openMem(_ testing.TB, e *env) (*target, error) {

@@ -33,6 +33,7 @@ type Repo interface {
 	Constraints
 	Availabilities
 	Quotas
+	Expiry
 }
 
 // OperationalIntents stores OIRs.
@@ -145,4 +146,54 @@ type Quotas interface {
 	// q.Limit, and true; or false when no cell is that full. The answer is
 	// exact: no search cap applies.
 	FirstFullCell(ctx context.Context, q *QuotaQuery) (models.CellID, bool, error)
+}
+
+// ExpiredKind says what an ExpiredQuery lists.
+type ExpiredKind uint8
+
+const (
+	ExpiredOperationalIntents ExpiredKind = iota + 1
+	ExpiredConstraints
+	ExpiredSubscriptions
+)
+
+// ExpiredQuery asks for the entities of one kind that ended before a
+// cut-off (eviction, docs/operations.md).
+type ExpiredQuery struct {
+	Kind ExpiredKind
+	// Before is the cut-off: an entity whose end time is strictly before it
+	// is expired.
+	Before time.Time
+	// After skips every ID up to and including it ("" skips nothing), so a
+	// caller can page through a long list.
+	After models.ID
+	// Unreferenced, for subscriptions only, leaves out every subscription
+	// that an OIR still references.
+	Unreferenced bool
+	// Limit is at least 1.
+	Limit int
+}
+
+// Check refuses a query this contract does not allow (a store bug).
+func (q *ExpiredQuery) Check() error {
+	switch {
+	case q == nil:
+		return models.Errorf(models.CodeInternal, "expired query is nil")
+	case q.Kind != ExpiredOperationalIntents && q.Kind != ExpiredConstraints && q.Kind != ExpiredSubscriptions:
+		return models.Errorf(models.CodeInternal, "expired query of unknown kind %d", q.Kind)
+	case q.Unreferenced && q.Kind != ExpiredSubscriptions:
+		return models.Errorf(models.CodeInternal, "expired query: Unreferenced applies to subscriptions only")
+	case q.Limit < 1:
+		return models.Errorf(models.CodeInternal, "expired query with limit %d", q.Limit)
+	}
+	return nil
+}
+
+// Expiry lists expired entities.
+type Expiry interface {
+	// ListExpired returns the IDs of the entities q selects, in ascending
+	// ID order (the byte order of the canonical lower-case UUID text, which
+	// is also PostgreSQL's uuid order), at most q.Limit, empty (not nil)
+	// if none. Every backend returns the same list for the same data.
+	ListExpired(ctx context.Context, q *ExpiredQuery) ([]models.ID, error)
 }

@@ -59,3 +59,11 @@ func (s *Store) Hash() [32]byte {
 	defer s.mu.RUnlock()
 	return s.state.Hash()
 }
+
+// EntityCounts returns how many OIRs, constraints and subscriptions the
+// store holds.
+func (s *Store) EntityCounts(context.Context) (oirs, constraints, subscriptions int, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.state.LenOperationalIntents(), s.state.LenConstraints(), s.state.LenSubscriptions(), nil
+}

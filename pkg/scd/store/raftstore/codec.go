@@ -203,6 +203,12 @@ var codecs = []opCodec{
 			decodePutSubscription(d, o)
 			o.MaxSubscriptionsPerCell = d.quota()
 		}),
+	codecOf("EvictExpired",
+		func(e *encoder, o *scd.EvictExpired) { e.time(o.Before); e.uvarint(uint64(o.Limit)) },
+		func(d *decoder, o *scd.EvictExpired) { o.Before = d.time(); o.Limit = d.u32() }),
+	codecOf("PreviewEviction",
+		func(e *encoder, o *scd.PreviewEviction) { e.time(o.Before) },
+		func(d *decoder, o *scd.PreviewEviction) { o.Before = d.time() }),
 }
 
 func encodePutConstraint(e *encoder, o *scd.PutConstraint) {
@@ -489,6 +495,20 @@ func (d *decoder) ovns() []models.OVN {
 		return nil
 	}
 	return l
+}
+
+// u32 reads a uvarint that must fit 32 bits (its range beyond that is the
+// operation's to check, in Execute).
+func (d *decoder) u32() uint32 {
+	v := d.uvarint()
+	if d.err != nil {
+		return 0
+	}
+	if v > math.MaxUint32 {
+		d.fail("value %d out of range (0 to %d)", v, uint64(math.MaxUint32))
+		return 0
+	}
+	return uint32(v)
 }
 
 // quota reads the quota of a ...WithQuota entry: 1 to 2^32-1.

@@ -25,6 +25,7 @@ func allOps() []scd.Operation {
 		// covers the zero quota).
 		&scd.PutOperationalIntent{MaxEntitiesPerCell: 1}, &scd.PutConstraint{MaxEntitiesPerCell: 1},
 		&scd.PutSubscription{MaxSubscriptionsPerCell: 1},
+		&scd.EvictExpired{}, &scd.PreviewEviction{},
 	}
 }
 
@@ -46,8 +47,8 @@ func TestRegistryHoldsEveryOperation(t *testing.T) {
 	}
 	// The last declared OpType must be covered: a new operation added to
 	// pkg/scd without a codec fails here.
-	if _, err := reg.Decode(scd.OpPutSubscriptionWithQuota+1, nil); err == nil {
-		t.Errorf("OpType %d after the last known one decodes; is it a new operation without a test?", scd.OpPutSubscriptionWithQuota+1)
+	if _, err := reg.Decode(scd.OpPreviewEviction+1, nil); err == nil {
+		t.Errorf("OpType %d after the last known one decodes; is it a new operation without a test?", scd.OpPreviewEviction+1)
 	}
 }
 

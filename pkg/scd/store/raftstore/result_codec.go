@@ -86,6 +86,8 @@ const (
 	resultConstraintPtr                     // *models.Constraint: GET constraint
 	resultConstraints                       // []*models.Constraint: query constraints
 	resultSubscriptionViews                 // []scd.SubscriptionView: query subscriptions
+	resultEviction                          // scd.EvictionResult: EvictExpired
+	resultEvictionCounts                    // scd.EvictionCounts: PreviewEviction
 	resultKinds                             // the number of kinds
 )
 
@@ -309,6 +311,13 @@ func (e *encoder) result(v any) error {
 	case []*models.Constraint:
 		e.b = append(e.b, byte(resultConstraints))
 		e.constraints(r)
+	case scd.EvictionResult:
+		e.b = append(e.b, byte(resultEviction))
+		e.evictionCounts(r.Evicted)
+		e.bool(r.Full)
+	case scd.EvictionCounts:
+		e.b = append(e.b, byte(resultEvictionCounts))
+		e.evictionCounts(r)
 	case []scd.SubscriptionView:
 		e.b = append(e.b, byte(resultSubscriptionViews))
 		e.uvarint(uint64(len(r)))
@@ -357,6 +366,10 @@ func (d *decoder) result() any {
 			}
 		}
 		v = l
+	case resultEviction:
+		v = scd.EvictionResult{Evicted: d.evictionCounts(), Full: d.bool()}
+	case resultEvictionCounts:
+		v = d.evictionCounts()
 	default:
 		d.fail("unknown result kind %d", p[0])
 	}
@@ -364,6 +377,17 @@ func (d *decoder) result() any {
 		return nil
 	}
 	return v
+}
+
+func (e *encoder) evictionCounts(c scd.EvictionCounts) {
+	for _, n := range []int{c.OperationalIntents, c.Constraints, c.Subscriptions, c.ImplicitReleased} {
+		e.b = binary.AppendVarint(e.b, int64(n))
+	}
+}
+
+func (d *decoder) evictionCounts() scd.EvictionCounts {
+	return scd.EvictionCounts{OperationalIntents: int(d.varint()), Constraints: int(d.varint()),
+		Subscriptions: int(d.varint()), ImplicitReleased: int(d.varint())}
 }
 
 func (e *encoder) int32(v int32) { e.b = binary.AppendVarint(e.b, int64(v)) }

@@ -221,3 +221,12 @@ func (s *Store) watchLeader(tick time.Duration) {
 		}
 	}
 }
+
+// EntityCounts returns how many OIRs, constraints and subscriptions this
+// node's state holds (the entities-by-kind metric), read under the lock
+// Apply takes: the counts are those of one applied index.
+func (s *Store) EntityCounts(context.Context) (oirs, constraints, subscriptions int, err error) {
+	s.repo.mu.RLock()
+	defer s.repo.mu.RUnlock()
+	return s.repo.st.LenOperationalIntents(), s.repo.st.LenConstraints(), s.repo.st.LenSubscriptions(), nil
+}

@@ -558,3 +558,15 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// EntityCounts returns how many OIRs, constraints and subscriptions the
+// database holds (the entities-by-kind metric), in one statement so the
+// three counts are of one snapshot.
+func (s *Store) EntityCounts(ctx context.Context) (oirs, constraints, subscriptions int, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM scd_operations), (SELECT count(*) FROM scd_constraints),
+		(SELECT count(*) FROM scd_subscriptions)`).Scan(&oirs, &constraints, &subscriptions)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("counting entities: %w", err)
+	}
+	return oirs, constraints, subscriptions, nil
+}
