@@ -31,6 +31,12 @@ var stressRuns = flag.Int("sqlstore.stress_runs", 0,
 // shows up as a slow failure rather than a hung test.
 const (
 	stressMaxLatency = 2 * time.Second
+	// stressRaceLatency is the bound under the race detector, which makes
+	// this CPU-bound test several times slower on two cores; the issue's
+	// 2 s bound is for the binary operators run (the acceptance run is
+	// without -race). The zero-error and identical-history checks are the
+	// same in both.
+	stressRaceLatency = 3 * stressMaxLatency
 	stressCtxTimeout = 10 * time.Second
 	stressCell       = models.CellID(0x4D5A_0000)
 )
@@ -173,6 +179,10 @@ func busyCellRun(t *testing.T, writers, rounds int) {
 	close(done)
 	rg.Wait()
 
+	maxLatency := stressMaxLatency
+	if raceEnabled {
+		maxLatency = stressRaceLatency
+	}
 	var lats []time.Duration
 	failed := 0
 	for _, st := range steps {
@@ -180,13 +190,13 @@ func busyCellRun(t *testing.T, writers, rounds int) {
 		if st.err != nil {
 			failed++
 			t.Errorf("%T %s: %v after %v", st.op, opID(st.op), st.err, st.latency)
-		} else if st.latency > stressMaxLatency {
-			t.Errorf("%T %s took %v (bound %v)", st.op, opID(st.op), st.latency, stressMaxLatency)
+		} else if st.latency > maxLatency {
+			t.Errorf("%T %s took %v (bound %v)", st.op, opID(st.op), st.latency, maxLatency)
 		}
 	}
 	for _, l := range reads {
-		if l > stressMaxLatency {
-			t.Errorf("a query took %v (bound %v)", l, stressMaxLatency)
+		if l > maxLatency {
+			t.Errorf("a query took %v (bound %v)", l, maxLatency)
 		}
 	}
 	slices.Sort(lats)
