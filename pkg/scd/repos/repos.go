@@ -33,6 +33,7 @@ type Repo interface {
 	Constraints
 	Availabilities
 	Quotas
+	Pool
 }
 
 // OperationalIntents stores OIRs.
@@ -145,4 +146,18 @@ type Quotas interface {
 	// q.Limit, and true; or false when no cell is that full. The answer is
 	// exact: no search cap applies.
 	FirstFullCell(ctx context.Context, q *QuotaQuery) (models.CellID, bool, error)
+}
+
+// Pool stores the DSS instances of the pool with their heartbeats
+// (docs/spec/aux.md). It lives beside the SCD data so that heartbeats are
+// replicated, snapshotted and hashed like any other write.
+type Pool interface {
+	// GetDSSInstance returns nil and no error if id is absent.
+	GetDSSInstance(ctx context.Context, id string) (*models.DSSInstance, error)
+	// ListDSSInstances returns every instance in increasing ID order (empty,
+	// not nil, if none).
+	ListDSSInstances(ctx context.Context) ([]*models.DSSInstance, error)
+	// UpsertDSSInstance inserts or replaces the instance with inst.ID as
+	// given. inst.ID must not be empty.
+	UpsertDSSInstance(ctx context.Context, inst *models.DSSInstance) error
 }
