@@ -2,12 +2,15 @@ package sqlstore
 
 import (
 	"context"
+	"reflect"
 	"regexp"
 	"testing"
 	"time"
 
+	"github.com/raftdss/dss/internal/pgtest"
 	"github.com/raftdss/dss/pkg/models"
 	"github.com/raftdss/dss/pkg/pool"
+	"github.com/raftdss/dss/pkg/store"
 )
 
 // TestPoolOperationsMatchMemstore runs the pool's operations (aux.md
@@ -52,5 +55,41 @@ func TestDarIDIsTheDatabasesIdentity(t *testing.T) {
 	idB, err := b.DarID(ctx)
 	if err != nil || idB == idA {
 		t.Fatalf("another database: %q (%v), first %q", idB, err, idA)
+	}
+}
+
+// TestExportImportKeepsDSSInstances: moving data between stores (dssctl
+// copy) keeps the pool's instances, times to the nanosecond, and leaves
+// each database its own dar_id (aux.md P2).
+func TestExportImportKeepsDSSInstances(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srcURL, dstURL := pgtest.NewDatabase(t), pgtest.NewDatabase(t)
+	src := openStore(t, func(c *Config) { c.URL = srcURL })
+	dst := openStore(t, func(c *Config) { c.URL = dstURL })
+	ts := t0.Add(987654321 * time.Nanosecond)
+	want, err := store.Do[[]*models.DSSInstance](ctx, src, &pool.PutHeartbeat{InstanceID: "n1", Source: "s",
+		Reporter: "r", Timestamp: ts, NextExpectedBefore: ts.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Export(ctx, srcURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LenDSSInstances() != 1 {
+		t.Fatalf("exported %d instances", st.LenDSSInstances())
+	}
+	if err := Import(ctx, dstURL, st); err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.Do[[]*models.DSSInstance](ctx, dst, &pool.ListDSSInstances{})
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("imported %+v (%v), want %+v", got, err, want)
+	}
+	a, errA := src.DarID(ctx)
+	b, errB := dst.DarID(ctx)
+	if errA != nil || errB != nil || a == b {
+		t.Fatalf("dar_ids %q (%v) and %q (%v)", a, errA, b, errB)
 	}
 }
