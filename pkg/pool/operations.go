@@ -2,8 +2,12 @@ package pool
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/raftdss/dss/pkg/models"
 	"github.com/raftdss/dss/pkg/scd/repos"
@@ -22,6 +26,27 @@ const (
 // instance ID, public endpoint): a heartbeat is replicated and snapshotted,
 // so it must stay small.
 const MaxFieldBytes = 1024
+
+// SourceProblem returns why s is not a valid heartbeat source, or "" when
+// it is one: 1 to MaxFieldBytes bytes of valid UTF-8, every character
+// printable (unicode.IsPrint), not only spaces. Both stores then hold it
+// alike: PostgreSQL refuses NUL bytes and invalid UTF-8 in text.
+func SourceProblem(s string) string {
+	switch {
+	case strings.TrimSpace(s) == "":
+		return "is empty"
+	case len(s) > MaxFieldBytes:
+		return fmt.Sprintf("is %d bytes long, more than the %d allowed", len(s), MaxFieldBytes)
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	}
+	for i, r := range s {
+		if !unicode.IsPrint(r) {
+			return fmt.Sprintf("contains the non-printable character %U at byte %d", r, i)
+		}
+	}
+	return ""
+}
 
 // PutHeartbeat records a heartbeat of one DSS instance (PUT
 // /aux/v1/pool/dss_instances/heartbeat) and returns every instance.
@@ -55,11 +80,11 @@ func (o *PutHeartbeat) Execute(ctx context.Context, r repos.Repo) (any, error) {
 	switch {
 	case o.InstanceID == "":
 		return nil, models.Errorf(models.CodeInternal, "heartbeat without an instance ID")
-	case o.Source == "":
-		return nil, models.Errorf(models.CodeBadRequest, "source must not be empty")
-	case len(o.Source) > MaxFieldBytes || len(o.Reporter) > MaxFieldBytes ||
-		len(o.InstanceID) > MaxFieldBytes || len(o.PublicEndpoint) > MaxFieldBytes:
+	case len(o.Reporter) > MaxFieldBytes || len(o.InstanceID) > MaxFieldBytes || len(o.PublicEndpoint) > MaxFieldBytes:
 		return nil, models.Errorf(models.CodeBadRequest, "heartbeat field longer than %d bytes", MaxFieldBytes)
+	}
+	if p := SourceProblem(o.Source); p != "" {
+		return nil, models.Errorf(models.CodeBadRequest, "source %s", p)
 	}
 	old, err := r.GetDSSInstance(ctx, o.InstanceID)
 	if err != nil {

@@ -69,6 +69,9 @@ func TestPutHeartbeatRefusesEmptySource(t *testing.T) {
 	for _, op := range []*pool.PutHeartbeat{
 		{InstanceID: "1", Timestamp: t0},
 		{InstanceID: "1", Source: string(bytes.Repeat([]byte("x"), pool.MaxFieldBytes+1)), Timestamp: t0},
+		{InstanceID: "1", Source: "a\x00b", Timestamp: t0},
+		{InstanceID: "1", Source: "\xff", Timestamp: t0},
+		{InstanceID: "1", Source: "  ", Timestamp: t0},
 	} {
 		_, err := s.Transact(context.Background(), op)
 		if models.CodeOf(err) != models.CodeBadRequest {

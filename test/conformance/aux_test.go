@@ -200,6 +200,9 @@ func TestAuxHeartbeatBadInput(t *testing.T) {
 		"source=a&next_heartbeat_expected_before=soon",
 		"source=a&timestamp=2026-01-01T00:00:00Z&timestamp=2026-01-01T00:00:00Z",
 		"source=%zz",
+		"source=a%00b",
+		"source=%ff",
+		"source=a%0Ab",
 	} {
 		u.do(t, http.MethodPut, heartbeatPath+"?"+q, nil).expectError(t, http.StatusBadRequest)
 	}

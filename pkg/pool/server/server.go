@@ -57,8 +57,11 @@ func Routes(cfg Config) ([]scdserver.Route, error) {
 	if cfg.InstanceID == "" {
 		return nil, errors.New("pool server: Config.InstanceID is required")
 	}
-	if len(cfg.InstanceID) > pool.MaxFieldBytes || len(cfg.PublicEndpoint) > pool.MaxFieldBytes {
-		return nil, fmt.Errorf("pool server: instance ID and public endpoint are limited to %d bytes", pool.MaxFieldBytes)
+	if p := pool.SourceProblem(cfg.InstanceID); p != "" {
+		return nil, fmt.Errorf("pool server: the instance ID (--locality) %s", p)
+	}
+	if p := pool.SourceProblem(cfg.PublicEndpoint); cfg.PublicEndpoint != "" && p != "" {
+		return nil, fmt.Errorf("pool server: the public endpoint %s", p)
 	}
 	if cfg.DarID == nil {
 		return nil, errors.New("pool server: Config.DarID is required")
@@ -148,11 +151,11 @@ func parseHeartbeat(rq *scdserver.Request, cfg Config) (*pool.PutHeartbeat, erro
 	if err != nil {
 		return nil, err
 	}
-	if !ok || strings.TrimSpace(source) == "" {
-		return nil, models.Errorf(models.CodeBadRequest, "missing or empty source query parameter")
+	if !ok {
+		return nil, models.Errorf(models.CodeBadRequest, "missing source query parameter")
 	}
-	if len(source) > pool.MaxFieldBytes {
-		return nil, models.Errorf(models.CodeBadRequest, "source longer than %d bytes", pool.MaxFieldBytes)
+	if p := pool.SourceProblem(source); p != "" {
+		return nil, models.Errorf(models.CodeBadRequest, "source %s", p)
 	}
 	if len(rq.Claims.Subject) > pool.MaxFieldBytes {
 		return nil, models.Errorf(models.CodeBadRequest, "token subject longer than %d bytes", pool.MaxFieldBytes)

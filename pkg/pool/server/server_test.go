@@ -57,6 +57,7 @@ func TestRoutesConfig(t *testing.T) {
 		"long instance ID":   {InstanceID: strings.Repeat("x", 1025), DarID: dar},
 		"long endpoint":      {InstanceID: "1", PublicEndpoint: strings.Repeat("x", 1025), DarID: dar},
 		"CA file not in PEM": {InstanceID: "1", DarID: dar, CACertsPEM: []byte("not pem")},
+		"control character":  {InstanceID: "a\nb", DarID: dar},
 	} {
 		if _, err := Routes(cfg); err == nil {
 			t.Errorf("%s: accepted", name)

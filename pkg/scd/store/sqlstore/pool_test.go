@@ -31,6 +31,7 @@ func TestPoolOperationsMatchMemstore(t *testing.T) {
 	}
 	l.must(&pool.ListDSSInstances{})
 	l.fails(&pool.PutHeartbeat{InstanceID: "a", Timestamp: ts}, models.CodeBadRequest)
+	l.fails(&pool.PutHeartbeat{InstanceID: "a", Source: "a\x00", Timestamp: ts}, models.CodeBadRequest)
 	l.must(&pool.ListDSSInstances{})
 }
 
