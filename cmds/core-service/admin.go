@@ -63,6 +63,7 @@ type memberAdmin interface {
 	AddLearner(ctx context.Context, id uint64, addr string) error
 	PromoteMember(ctx context.Context, id uint64) error
 	RemoveMember(ctx context.Context, id uint64) error
+	TransferLeadership(ctx context.Context, to uint64) error
 }
 
 // adminMembersJSON is the body of every successful admin answer.
@@ -114,7 +115,47 @@ func newAdminHandler(node memberAdmin, peers map[uint64]string, timeout time.Dur
 	mux.HandleFunc("POST /members", h.add)
 	mux.HandleFunc("POST /members/{id}/promote", h.promote)
 	mux.HandleFunc("DELETE /members/{id}", h.remove)
+	mux.HandleFunc("POST /leader", h.transfer)
 	return mux
+}
+
+// transferRequest is the body of POST /leader.
+type transferRequest struct {
+	To uint64 `json:"to"`
+}
+
+// transfer moves the leadership to another voter (dssctl leader transfer);
+// it runs on the leader.
+func (h *adminHandler) transfer(w http.ResponseWriter, r *http.Request) {
+	var req transferRequest
+	if err := decodeStrict(w, r, &req); err != nil {
+		writeAdminError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	from := h.node.Status().Leader
+	err := h.node.TransferLeadership(ctx, req.To)
+	log := h.log.With(zap.Uint64("from", from), zap.Uint64("to", req.To))
+	if err == nil {
+		log.Info("leadership transferred")
+		writeAdminJSON(w, http.StatusOK, h.members())
+		return
+	}
+	var status int
+	var msg string
+	switch {
+	case errors.Is(err, consensus.ErrNotLeader):
+		status, msg = http.StatusConflict, fmt.Sprintf("this node is not the leader (node %d is): run the "+
+			"transfer on the leader's machine", h.node.Status().Leader)
+	case errors.Is(err, consensus.ErrTransferFailed):
+		status, msg = http.StatusServiceUnavailable, strings.TrimPrefix(err.Error(), "consensus: ")+
+			": is the target up and caught up? Check dssctl status and retry"
+	default:
+		status, msg = h.memberError(err, "transfer", req.To)
+	}
+	log.Warn("leadership transfer refused or failed", zap.Int("status", status), zap.Error(err))
+	writeAdminError(w, status, msg)
 }
 
 // newAdminMux serves the admin socket: members (newAdminHandler's

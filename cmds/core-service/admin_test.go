@@ -202,6 +202,17 @@ func (f *fakeMembers) RemoveMember(ctx context.Context, id uint64) error {
 	return nil
 }
 
+func (f *fakeMembers) TransferLeadership(_ context.Context, to uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("transfer %d", to))
+	if f.leader != f.self {
+		return fmt.Errorf("%w: node %d leads", consensus.ErrNotLeader, f.leader)
+	}
+	f.leader = to
+	return nil
+}
+
 func newFakeMembers() *fakeMembers {
 	return &fakeMembers{self: 2, leader: 1, members: []consensus.Member{{ID: 1}, {ID: 2}, {ID: 3}}}
 }

@@ -38,6 +38,9 @@ type node struct {
 	stdout *syncBuffer
 	stderr *syncBuffer
 	client *http.Client
+	// dataDir is the node's --raft_data_dir where the test chose it
+	// (startCluster), else "".
+	dataDir string
 }
 
 // startNode runs core-service with --dev (keys in devDir, so nodes sharing it
@@ -371,9 +374,12 @@ func startClusterIn(t *testing.T, devDir string, n int) []*node {
 	}
 	var nodes []*node
 	for i := range n {
-		nodes = append(nodes, startNode(t, devDir, slices.Concat([]string{"--raft_node_id", fmt.Sprint(i + 1),
-			"--raft_peers", strings.Join(peers, ","), "--raft_data_dir", t.TempDir()},
-			peercerts.Flags(pki, uint64(i+1)), fastRaft)...))
+		dir := shortTempDir(t) // short enough for the admin socket
+		nd := startNode(t, devDir, slices.Concat([]string{"--raft_node_id", fmt.Sprint(i + 1),
+			"--raft_peers", strings.Join(peers, ","), "--raft_data_dir", dir},
+			peercerts.Flags(pki, uint64(i+1)), fastRaft)...)
+		nd.dataDir = dir
+		nodes = append(nodes, nd)
 	}
 	for _, nd := range nodes {
 		nd.waitReady()

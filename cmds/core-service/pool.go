@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/google/uuid"
 
@@ -43,11 +44,21 @@ func poolRoutes(cfg *config, be *backend) ([]scdserver.Route, error) {
 			return nil, fmt.Errorf("no host name to identify this node in the pool (%v): pass --locality", err)
 		}
 	}
-	var cas []byte
+	var cas func() []string
 	if cfg.store == storeRaft && cfg.raft.tlsCA != "" {
-		var err error
-		if cas, err = os.ReadFile(cfg.raft.tlsCA); err != nil {
-			return nil, fmt.Errorf("reading --raft_tls_ca: %w", err)
+		f := &caFile{path: cfg.raft.tlsCA}
+		if err := f.reload(); err != nil {
+			return nil, err
+		}
+		cas = f.current
+		// The CA list follows the raft peer certificates' reload (SIGHUP).
+		if reload := be.reloadTLS; reload != nil {
+			be.reloadTLS = func() error {
+				if err := reload(); err != nil {
+					return err
+				}
+				return f.reload()
+			}
 		}
 	}
 	return poolserver.Routes(poolserver.Config{
@@ -55,13 +66,35 @@ func poolRoutes(cfg *config, be *backend) ([]scdserver.Route, error) {
 		InstanceID:     id,
 		PublicEndpoint: cfg.pool.publicEndpoint,
 		DarID:          be.darID,
-		CACertsPEM:     cas,
+		CACerts:        cas,
 		// The Raft store and the memstore apply every write one at a time
 		// (one log, one lock): the effect of InterUSS's global SCD lock.
 		// PostgreSQL runs SERIALIZABLE transactions side by side instead.
 		Options: poolserver.GlobalOptions{SCDGlobalLock: cfg.store != storeSQL},
 	})
 }
+
+// caFile is the --raft_tls_ca certificate list the CA endpoints serve; a
+// failed reload keeps the list loaded before.
+type caFile struct {
+	path string
+	cur  atomic.Pointer[[]string]
+}
+
+func (f *caFile) reload() error {
+	data, err := os.ReadFile(f.path)
+	if err != nil {
+		return fmt.Errorf("reading --raft_tls_ca: %w", err)
+	}
+	l, err := poolserver.SplitPEM(data)
+	if err != nil {
+		return fmt.Errorf("--raft_tls_ca %s: %w", f.path, err)
+	}
+	f.cur.Store(&l)
+	return nil
+}
+
+func (f *caFile) current() []string { return *f.cur.Load() }
 
 // raftDarID is the Raft store's pool identity: the cluster ID, the same on
 // every member (docs/spec/aux.md P1).

@@ -5,11 +5,16 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"net/http"
+	"os"
+	"os/signal"
 	"reflect"
 	"regexp"
+	"slices"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/raftdss/dss/internal/peercerts"
 	"github.com/raftdss/dss/internal/pgtest"
 	"github.com/raftdss/dss/pkg/auth"
 	poolserver "github.com/raftdss/dss/pkg/pool/server"
@@ -162,5 +167,53 @@ func TestAuxOnSQLNodes(t *testing.T) {
 	auxGet(t, b, "GET", "/aux/v1/configuration/global_options", http.StatusOK, &opts)
 	if opts["scd_global_lock"] {
 		t.Fatalf("global options on SQL: %v", opts)
+	}
+}
+
+// TestAuxCAListFollowsReload checks aux.md C1 across a CA rotation: the CA
+// file gains a second certificate (old and new CA side by side) and, after
+// SIGHUP rereads the raft peer certificates, both are listed.
+func TestAuxCAListFollowsReload(t *testing.T) {
+	guard := make(chan os.Signal, 1) // the test signals its own process
+	signal.Notify(guard, syscall.SIGHUP)
+	defer signal.Stop(guard)
+
+	pki := writePKI(t, 1)
+	n := startNode(t, t.TempDir(), slices.Concat([]string{"--raft_data_dir", shortTempDir(t)},
+		peercerts.Flags(pki, 1), fastRaft)...)
+	n.waitReady()
+	list := func() []string {
+		t.Helper()
+		var cas struct {
+			CAs []string `json:"CAs"`
+		}
+		auxGet(t, n, "GET", "/aux/v1/configuration/accepted_ca_certs", http.StatusOK, &cas)
+		return cas.CAs
+	}
+	if got := list(); len(got) != 1 {
+		t.Fatalf("%d CAs before the rotation, want 1", len(got))
+	}
+	other := writePKI(t, 1)
+	caPath := peercerts.NodeFiles(pki, 1).CA
+	oldCA, err := os.ReadFile(caPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newCA, err := os.ReadFile(peercerts.NodeFiles(other, 1).CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(caPath, append(oldCA, newCA...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for len(list()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after SIGHUP: CAs %d, want 2", len(list()))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

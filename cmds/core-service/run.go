@@ -39,6 +39,7 @@ const devSubject = "uss1"
 // config is everything the flags decide.
 type config struct {
 	addr              string
+	tlsCert, tlsKey   string
 	auth              auth.Config
 	allowHTTPBaseURLs bool
 	quotas            quotaConfig
@@ -61,6 +62,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("core-service", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.addr, "addr", ":8080", "address the HTTP API listens on (host:port)")
+	fs.StringVar(&cfg.tlsCert, "tls_cert", "",
+		"PEM certificate (chain) the API serves HTTPS with, for deployments without a TLS-terminating proxy; "+
+			"reread on SIGHUP. Needs --tls_key")
+	fs.StringVar(&cfg.tlsKey, "tls_key", "", "PEM private key of --tls_cert")
 	cfg.auth.RegisterFlags(fs)
 	fs.BoolVar(&cfg.allowHTTPBaseURLs, "allow_http_base_urls", false,
 		"accept http:// (not only https://) uss_base_url values; for testing only (spec §3.5)")
@@ -89,6 +94,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if err := checkAPITLSFlags(cfg.tlsCert, cfg.tlsKey); err != nil {
+		return nil, err
 	}
 	if cfg.serverTimeout <= 0 {
 		return nil, fmt.Errorf("--server_timeout must be positive, got %v", cfg.serverTimeout)
@@ -212,6 +220,12 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 	}
 	defer authn.Close()
 
+	var apiCert *apiKeyPair
+	if cfg.tlsCert != "" {
+		if apiCert, err = loadAPIKeyPair(cfg.tlsCert, cfg.tlsKey); err != nil {
+			return err
+		}
+	}
 	// Listen before opening the store: a busy port then fails the start
 	// without touching the data directory.
 	ln, err := net.Listen("tcp", cfg.addr)
@@ -261,6 +275,7 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 		Quotas:            cfg.quotas.quotas(),
 		HandlerTimeout:    cfg.serverTimeout,
 		Logger:            log.Named("http"),
+		Registerer:        metrics,
 	})
 	if err != nil {
 		return err
@@ -277,11 +292,34 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     zap.NewStdLog(log.Named("http_server")),
 	}
+	var reloaders []reloader
+	scheme := "http://"
+	if apiCert != nil {
+		srv.TLSConfig = apiCert.tlsConfig()
+		scheme = "https://"
+		reloaders = append(reloaders, reloader{target: "api", reload: apiCert.reload})
+	}
+	if be.reloadTLS != nil {
+		reloaders = append(reloaders, reloader{target: "raft_peers", reload: be.reloadTLS})
+	}
+	if len(reloaders) > 0 {
+		stopReload, err := reloadOnHangup(reloaders, metrics, log.Named("tls"))
+		if err != nil {
+			return err
+		}
+		defer stopReload()
+	}
 	// Each server's Serve result, wrapped; Serve only returns early on a
 	// listener failure.
 	served := make(chan error, 2)
 	servers := []*http.Server{srv}
-	go func() { served <- fmt.Errorf("http server: %w", srv.Serve(ln)) }()
+	go func() {
+		if apiCert != nil {
+			served <- fmt.Errorf("https server: %w", srv.ServeTLS(ln, "", ""))
+			return
+		}
+		served <- fmt.Errorf("http server: %w", srv.Serve(ln))
+	}()
 	if adminLn != nil {
 		admin := &http.Server{
 			Handler: newAdminMux(newAdminHandler(be.members, cfg.raft.peers, memberChangeTimeout, log.Named("admin")),
@@ -297,7 +335,7 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 		log.Info("serving the admin endpoint (membership changes)", zap.String("socket", cfg.raft.adminSocket))
 	}
 	running := len(servers)
-	baseURL := "http://" + dialableAddr(ln.Addr())
+	baseURL := scheme + dialableAddr(ln.Addr())
 	log.Info("serving the DSS API", zap.String("addr", ln.Addr().String()))
 	fmt.Fprintf(stdout, "core-service listening on %s\n", baseURL)
 	if devKey != nil {

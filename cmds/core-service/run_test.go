@@ -56,7 +56,7 @@ func (b *syncBuffer) String() string {
 }
 
 var (
-	listeningRE = regexp.MustCompile(`listening on (http://\S+)`)
+	listeningRE = regexp.MustCompile(`listening on (https?://\S+)`)
 	tokenRE     = regexp.MustCompile(`export DSS_TOKEN=(\S+)`)
 )
 

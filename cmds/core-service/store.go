@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,8 +78,12 @@ type raftConfig struct {
 	insecurePlaintext bool
 	readsViaLog       bool
 	join              bool
-	adminSocket       string // "" when noAdminSocket says why there is none
-	noAdminSocket     string
+	// maxInboundConns and maxInboundConnsPerIP bound the raft listener's
+	// open connections, in all and per remote IP (positive).
+	maxInboundConns      int
+	maxInboundConnsPerIP int
+	adminSocket          string // "" when noAdminSocket says why there is none
+	noAdminSocket        string
 
 	// peers is peersFlag parsed, with this node added for a single node.
 	peers map[uint64]string
@@ -114,6 +119,14 @@ func (c *raftConfig) registerFlags(fs *flag.FlagSet) {
 			"entries. Without it such a node refuses to start unless --raft_tls_cert, --raft_tls_key and "+
 			"--raft_tls_ca are given ('dssctl certs' creates them). With it the node warns at every start and "+
 			"exports dss_raft_insecure_plaintext_peers 1")
+	fs.IntVar(&c.maxInboundConns, maxInboundConnsFlag, grpctransport.DefaultMaxInboundConns,
+		"most connections the raft port keeps open at once, from all addresses (positive); a new one past it is "+
+			"closed before the TLS handshake and counted in dss_raft_inbound_connections_refused_total{reason=\"total\"}. "+
+			"A node needs one per other member, and one more for a moment while a member reconnects")
+	fs.IntVar(&c.maxInboundConnsPerIP, maxInboundConnsPerIPFlag, grpctransport.DefaultMaxInboundConnsPerIP,
+		"most connections the raft port keeps open at once from one remote IP (positive, at most --"+maxInboundConnsFlag+
+			"); past it, refused as for --"+maxInboundConnsFlag+" (reason=\"per_ip\"). Members sharing an IP "+
+			"(several nodes on one host, or behind one NAT) need one each")
 	fs.BoolVar(&c.join, "raft_join", false,
 		"on an empty --raft_data_dir, start as a new member of an existing cluster (added first with "+
 			"'dssctl member add') instead of bootstrapping one; --raft_peers must name the current members and this node. "+
@@ -145,6 +158,15 @@ func (c *raftConfig) resolve() error {
 	}
 	if c.snapshotEntries == 0 || c.catchUpEntries == 0 {
 		return errors.New("--raft_snapshot_entries and --raft_catchup_entries must be positive")
+	}
+	if c.maxInboundConns <= 0 || c.maxInboundConnsPerIP <= 0 {
+		return fmt.Errorf("--%s (%d) and --%s (%d) must be positive: they bound what anyone who reaches the raft "+
+			"port can hold open, and there is no unlimited setting", maxInboundConnsFlag, c.maxInboundConns,
+			maxInboundConnsPerIPFlag, c.maxInboundConnsPerIP)
+	}
+	if c.maxInboundConnsPerIP > c.maxInboundConns {
+		return fmt.Errorf("--%s (%d) must not exceed --%s (%d)", maxInboundConnsPerIPFlag, c.maxInboundConnsPerIP,
+			maxInboundConnsFlag, c.maxInboundConns)
 	}
 	if n := countSet(c.tlsCert, c.tlsKey, c.tlsCA); n != 0 && n != 3 {
 		return errors.New("raft mutual TLS needs all of --raft_tls_cert, --raft_tls_key and --raft_tls_ca")
@@ -197,6 +219,12 @@ func (c *raftConfig) resolve() error {
 // insecurePlaintextFlag is the flag that lets a node with peers run raft in
 // plaintext.
 const insecurePlaintextFlag = "raft_insecure_plaintext_peers"
+
+// The flags of the raft port's connection limits.
+const (
+	maxInboundConnsFlag      = "raft_max_inbound_conns"
+	maxInboundConnsPerIPFlag = "raft_max_inbound_conns_per_ip"
+)
 
 // checkPeerSecurity refuses a node with peers (nPeers members in
 // --raft_peers, this node included, or --raft_join) whose raft traffic would
@@ -281,6 +309,8 @@ type backend struct {
 	// darID is the pool's identity (docs/spec/aux.md §2); set for every
 	// backend.
 	darID func(ctx context.Context) (string, error)
+	// reloadTLS rereads the raft peer certificates; nil without peer TLS.
+	reloadTLS func() error
 	// done is closed when the store stopped by itself (never, for stores
 	// that cannot); err says why.
 	done  <-chan struct{}
@@ -310,11 +340,21 @@ func openRaftStore(rc *raftConfig, log *zap.Logger, reg prometheus.Registerer) (
 		tlsCfg = &grpctransport.TLSConfig{CertFile: rc.tlsCert, KeyFile: rc.tlsKey, CAFile: rc.tlsCA}
 	}
 	rlog := log.Named("raft")
+	var gt *grpctransport.GRPCTransport // set once, while raftstore.Open runs
 	insecure := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "dss_raft_insecure_plaintext_peers",
 		Help: "1 when this node runs raft without peer authentication (--" + insecurePlaintextFlag + "), else 0.",
 	})
 	if err := reg.Register(insecure); err != nil {
+		return nil, err
+	}
+	var transportOf atomic.Pointer[grpctransport.GRPCTransport]
+	if err := registerRaftConnMetrics(reg, func() grpctransport.InboundStats {
+		if t := transportOf.Load(); t != nil {
+			return t.InboundStats()
+		}
+		return grpctransport.InboundStats{}
+	}); err != nil {
 		return nil, err
 	}
 	if rc.insecurePlaintext {
@@ -340,11 +380,14 @@ func openRaftStore(rc *raftConfig, log *zap.Logger, reg prometheus.Registerer) (
 		NewTransport: func(h transport.Handler) (transport.Transport, error) {
 			t, err := grpctransport.NewGRPC(grpctransport.GRPCConfig{
 				ID: rc.nodeID, ListenAddr: rc.addr, Handler: h, TLS: tlsCfg, Logger: rlog.Named("transport"),
+				MaxInboundConns: rc.maxInboundConns, MaxInboundConnsPerIP: rc.maxInboundConnsPerIP,
 			})
 			if err != nil {
 				return nil, err
 			}
+			transportOf.Store(t)
 			rlog.Info("raft transport listening", zap.String("addr", t.Addr()), zap.Bool("mtls", tlsCfg != nil))
+			gt = t
 			return t, nil
 		},
 		Registerer:  reg,
@@ -368,6 +411,10 @@ func openRaftStore(rc *raftConfig, log *zap.Logger, reg prometheus.Registerer) (
 		log.Warn("--raft_reads_via_log: every read is proposed through the Raft log and executed by every replica " +
 			"(benchmarks only; every node of the cluster must run with it)")
 	}
-	return &backend{store: st, raft: st, members: st.Node(), darID: raftDarID(st.Node()),
-		done: st.Done(), err: st.Err, close: st.Stop}, nil
+	be := &backend{store: st, raft: st, members: st.Node(), darID: raftDarID(st.Node()),
+		done: st.Done(), err: st.Err, close: st.Stop}
+	if tlsCfg != nil && gt != nil {
+		be.reloadTLS = gt.ReloadTLS
+	}
+	return be, nil
 }

@@ -24,6 +24,8 @@ func commands() []command {
 		{"copy-raft-to-sql", "copy a stopped Raft node's data into an empty PostgreSQL database", runCopyRaftToSQL},
 		{"certs", "create the CA and raft-node-<ID> certificates of raft peer mutual TLS", runCerts},
 		{"member", "list, add, promote or remove Raft cluster members: member list|add|promote|remove", runMember},
+		{"leader", "move the Raft leadership to another voter: leader transfer --to ID", runLeader},
+		{"status", "every member's raft ID, role, leader, term, indexes and state hash; DIVERGED when they disagree", runStatus},
 	}
 }
 

@@ -24,6 +24,7 @@ type fakeAdmin struct {
 	removed  []uint64
 	bodies   []string // POST /members bodies received
 	paths    []string // promote paths received
+	leader   uint64   // 0: node 1
 }
 
 func (f *fakeAdmin) membership() map[string]any {
@@ -36,7 +37,7 @@ func (f *fakeAdmin) membership() map[string]any {
 	for _, id := range ids {
 		ms = append(ms, map[string]any{"id": id, "raft_addr": f.members[id], "learner": f.learners[id]})
 	}
-	return map[string]any{"members": ms, "removed": append([]uint64{}, f.removed...), "leader_id": 1, "node_id": 2}
+	return map[string]any{"members": ms, "removed": append([]uint64{}, f.removed...), "leader_id": max(f.leader, 1), "node_id": 2}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -93,6 +94,23 @@ func (f *fakeAdmin) handler() http.Handler {
 			f.learners[id] = false
 			writeJSON(w, 200, f.membership())
 		}
+	})
+	mux.HandleFunc("POST /leader", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		var req struct {
+			To uint64 `json:"to"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			writeJSON(w, 400, map[string]string{"message": err.Error()})
+			return
+		}
+		if f.members[req.To] == "" {
+			writeJSON(w, 404, map[string]string{"message": fmt.Sprintf("%d is not a member of the cluster", req.To)})
+			return
+		}
+		f.leader = req.To
+		writeJSON(w, 200, f.membership())
 	})
 	mux.HandleFunc("DELETE /members/{id}", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -352,5 +370,27 @@ func TestMemberLearner(t *testing.T) {
 	code, out, errOut = runCLI("member", "add", "--admin_socket", sock, "--id", "6", "--raft_addr", "10.0.0.6:26001", "--learner")
 	if code != 0 || !strings.Contains(out, "dssctl member promote --admin_socket "+sock+" --id 6\n") {
 		t.Fatalf("add --learner via --admin_socket: exit %d, stdout:\n%s\nstderr: %s", code, out, errOut)
+	}
+}
+
+func TestLeaderTransfer(t *testing.T) {
+	dir, _ := startFakeAdmin(t)
+	code, out, errOut := runCLI("leader", "transfer", "--raft_data_dir", dir, "--to", "3")
+	if code != 0 || !strings.Contains(out, "node 3 leads now") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut = runCLI("leader", "transfer", "--raft_data_dir", dir, "--to", "9")
+	if code != 1 || !strings.Contains(errOut, "9 is not a member of the cluster (HTTP 404)") {
+		t.Fatalf("to a non-member: exit %d, %s", code, errOut)
+	}
+	for _, args := range [][]string{
+		{"leader", "transfer", "--raft_data_dir", dir},
+		{"leader", "transfer", "--to", "2"},
+		{"leader", "move"},
+		{"leader"},
+	} {
+		if code, _, _ := runCLI(args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
 	}
 }

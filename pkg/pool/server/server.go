@@ -44,10 +44,11 @@ type Config struct {
 	// DarID returns the pool's identity (aux.md §2): the Raft cluster ID
 	// or the database's. An error fails the request with its code.
 	DarID func(ctx context.Context) (string, error)
-	// CACertsPEM is the PEM of the CA certificate(s) that signed this
-	// node's raft certificate and that it accepts from peers; nil when
-	// peer TLS is off (aux.md §5).
-	CACertsPEM []byte
+	// CACerts returns the current CA certificates, one PEM string each,
+	// that signed this node's raft certificate and that it accepts from
+	// peers (SplitPEM of the CA file, which may be reloaded while the node
+	// runs); nil means none: peer TLS is off (aux.md §5).
+	CACerts func() []string
 	// Options are reported by global_options.
 	Options GlobalOptions
 }
@@ -66,9 +67,14 @@ func Routes(cfg Config) ([]scdserver.Route, error) {
 	if cfg.DarID == nil {
 		return nil, errors.New("pool server: Config.DarID is required")
 	}
-	cas, err := splitPEM(cfg.CACertsPEM)
-	if err != nil {
-		return nil, err
+	cas := func() []string {
+		if cfg.CACerts == nil {
+			return []string{}
+		}
+		if l := cfg.CACerts(); l != nil {
+			return l
+		}
+		return []string{}
 	}
 	poolRead := auth.Requirement{{ScopePoolStatusRead}}
 	return []scdserver.Route{
@@ -108,9 +114,9 @@ func Routes(cfg Config) ([]scdserver.Route, error) {
 				return http.StatusCreated, renderInstances(insts), nil
 			}},
 		{Name: "getAcceptedCAs", Method: http.MethodGet, Pattern: prefix + "/configuration/accepted_ca_certs", NoAuth: true,
-			Handle: func(*scdserver.Request) (int, any, error) { return http.StatusOK, casResponse{CAs: cas}, nil }},
+			Handle: func(*scdserver.Request) (int, any, error) { return http.StatusOK, casResponse{CAs: cas()}, nil }},
 		{Name: "getInstanceCAs", Method: http.MethodGet, Pattern: prefix + "/configuration/ca_certs", NoAuth: true,
-			Handle: func(*scdserver.Request) (int, any, error) { return http.StatusOK, casResponse{CAs: cas}, nil }},
+			Handle: func(*scdserver.Request) (int, any, error) { return http.StatusOK, casResponse{CAs: cas()}, nil }},
 		{Name: "getGlobalOptions", Method: http.MethodGet, Pattern: prefix + "/configuration/global_options",
 			Scopes: poolRead,
 			Handle: func(*scdserver.Request) (int, any, error) {
@@ -199,15 +205,16 @@ func parseTime(v string) (time.Time, error) {
 	return t, nil
 }
 
-// splitPEM returns each CERTIFICATE block of data re-encoded on its own.
-func splitPEM(data []byte) ([]string, error) {
+// SplitPEM returns each CERTIFICATE block of data re-encoded on its own
+// (other blocks are skipped); bytes that are not PEM are an error.
+func SplitPEM(data []byte) ([]string, error) {
 	out := []string{}
 	for rest := data; ; {
 		var b *pem.Block
 		b, rest = pem.Decode(rest)
 		if b == nil {
 			if len(strings.TrimSpace(string(rest))) != 0 {
-				return nil, errors.New("pool server: CA file holds data that is not PEM")
+				return nil, errors.New("CA file holds data that is not PEM")
 			}
 			return out, nil
 		}

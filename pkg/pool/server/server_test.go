@@ -35,14 +35,14 @@ func selfSigned(t *testing.T, cn string) []byte {
 func TestSplitPEM(t *testing.T) {
 	a, b := selfSigned(t, "a"), selfSigned(t, "b")
 	key := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}})
-	got, err := splitPEM(append(append(append([]byte{}, a...), key...), b...))
+	got, err := SplitPEM(append(append(append([]byte{}, a...), key...), b...))
 	if err != nil || len(got) != 2 || got[0] != string(a) || got[1] != string(b) {
 		t.Fatalf("splitPEM: %d certificates (%v)", len(got), err)
 	}
-	if got, err := splitPEM(nil); err != nil || got == nil || len(got) != 0 {
+	if got, err := SplitPEM(nil); err != nil || got == nil || len(got) != 0 {
 		t.Fatalf("no file: %#v (%v), want an empty list", got, err)
 	}
-	if _, err := splitPEM(append(a, "garbage"...)); err == nil {
+	if _, err := SplitPEM(append(a, "garbage"...)); err == nil {
 		t.Fatal("trailing garbage accepted")
 	}
 }
@@ -52,12 +52,11 @@ func TestSplitPEM(t *testing.T) {
 func TestRoutesConfig(t *testing.T) {
 	dar := func(context.Context) (string, error) { return "d", nil }
 	for name, cfg := range map[string]Config{
-		"no instance ID":     {DarID: dar},
-		"no DarID":           {InstanceID: "1"},
-		"long instance ID":   {InstanceID: strings.Repeat("x", 1025), DarID: dar},
-		"long endpoint":      {InstanceID: "1", PublicEndpoint: strings.Repeat("x", 1025), DarID: dar},
-		"CA file not in PEM": {InstanceID: "1", DarID: dar, CACertsPEM: []byte("not pem")},
-		"control character":  {InstanceID: "a\nb", DarID: dar},
+		"no instance ID":    {DarID: dar},
+		"no DarID":          {InstanceID: "1"},
+		"long instance ID":  {InstanceID: strings.Repeat("x", 1025), DarID: dar},
+		"long endpoint":     {InstanceID: "1", PublicEndpoint: strings.Repeat("x", 1025), DarID: dar},
+		"control character": {InstanceID: "a\nb", DarID: dar},
 	} {
 		if _, err := Routes(cfg); err == nil {
 			t.Errorf("%s: accepted", name)

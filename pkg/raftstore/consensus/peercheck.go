@@ -88,6 +88,8 @@ type peerView struct {
 	self uint64
 	// term is this node's current term (0 before the first hard state).
 	term uint64
+	// leader is the leader this node knows (0: none).
+	leader uint64
 	// lastIndex is a lower bound of this node's last log index (what is
 	// durable in storage); a leader only tells a follower of commits it
 	// has acknowledged.
@@ -127,7 +129,7 @@ func (p *peerSet) admits(id uint64) bool {
 }
 
 // campaignTransfer is raft's vote context for a leadership transfer, which
-// bypasses the CheckQuorum lease; this project never transfers leadership.
+// bypasses the CheckQuorum lease (Node.TransferLeadership).
 var campaignTransfer = []byte("CampaignTransfer")
 
 // checkPeerMessage decides whether a message received from a peer may be
@@ -141,9 +143,14 @@ var campaignTransfer = []byte("CampaignTransfer")
 //     than this node (transports also bind it to the connection);
 //   - type: what a peer sends; local-only types (MsgHup, MsgBeat,
 //     MsgUnreachable, MsgSnapStatus, MsgCheckQuorum, MsgStorage*,
-//     MsgForgetLeader) and leadership transfer (MsgTransferLeader,
-//     MsgTimeoutNow, votes with raft's transfer context, which ignore the
-//     CheckQuorum lease) are refused;
+//     MsgForgetLeader) are refused, and so is MsgTransferLeader (a
+//     transfer starts on the leader itself, Node.TransferLeadership). Of a
+//     transfer's own messages, which make a node campaign and its voters
+//     ignore the CheckQuorum lease, MsgTimeoutNow is accepted only from
+//     this node's leader at its term, and a vote with raft's transfer
+//     context only one term ahead (a transfer's campaign), never a
+//     pre-vote: one forged transfer vote costs at most one election, like
+//     any vote of a higher term;
 //   - term: at most MaxTerm and MaxTermAhead above this node's (lower terms
 //     pass: raft answers or ignores stale messages); MsgProp and
 //     MsgReadIndex carry none, every other type one (raft treats term 0 as
@@ -174,7 +181,7 @@ func checkPeerMessage(m *raftpb.Message, v *peerView) *peerRejection {
 	switch t {
 	case raftpb.MsgApp, raftpb.MsgAppResp, raftpb.MsgVote, raftpb.MsgVoteResp, raftpb.MsgPreVote,
 		raftpb.MsgPreVoteResp, raftpb.MsgSnap, raftpb.MsgHeartbeat, raftpb.MsgHeartbeatResp,
-		raftpb.MsgProp, raftpb.MsgReadIndex, raftpb.MsgReadIndexResp:
+		raftpb.MsgProp, raftpb.MsgReadIndex, raftpb.MsgReadIndexResp, raftpb.MsgTimeoutNow:
 	default:
 		return reject(RejectType, "%v is not a message a peer sends", t)
 	}
@@ -189,9 +196,19 @@ func checkPeerMessage(m *raftpb.Message, v *peerView) *peerRejection {
 		return reject(RejectShape, "%v carries a snapshot", t)
 	}
 	switch t {
-	case raftpb.MsgVote, raftpb.MsgPreVote:
+	case raftpb.MsgTimeoutNow:
+		if from != v.leader || m.GetTerm() != v.term {
+			return reject(RejectType, "%v from %d at term %d; this node's leader is %d at term %d",
+				t, from, m.GetTerm(), v.leader, v.term)
+		}
+	case raftpb.MsgPreVote:
 		if bytes.Equal(m.GetContext(), campaignTransfer) {
 			return reject(RejectType, "%v for a leadership transfer", t)
+		}
+	case raftpb.MsgVote:
+		if bytes.Equal(m.GetContext(), campaignTransfer) && m.GetTerm() != v.term+1 {
+			return reject(RejectType, "%v for a leadership transfer at term %d; this node is at term %d",
+				t, m.GetTerm(), v.term)
 		}
 	}
 	if len(m.GetContext()) > maxPeerContext {
@@ -430,6 +447,7 @@ func (n *Node) checkPeer(m *raftpb.Message) *peerRejection {
 	return checkPeerMessage(m, &peerView{
 		self:      n.cfg.ID,
 		term:      n.term.Load(),
+		leader:    n.leader.Load(),
 		lastIndex: last,
 		members:   n.peerSet.Load(),
 		checker:   n.checker,

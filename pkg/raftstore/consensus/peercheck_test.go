@@ -29,6 +29,9 @@ func (kChecker) CheckEntry(data []byte) error {
 type oracle struct {
 	rn *raft.RawNode
 	st *raft.MemoryStorage
+	// lead is the leader the peer check is told of: the oracle itself, or
+	// node 2 (raft itself has heard from no leader then).
+	lead uint64
 }
 
 // The oracle's log: a snapshot at index 1 (term 1), then entries 2..5 of
@@ -59,8 +62,9 @@ func newOracle(tb testing.TB, leader bool) *oracle {
 		Logger: &raft.DefaultLogger{Logger: log.New(io.Discard, "", 0)},
 	})
 	must(err)
-	o := &oracle{rn: rn, st: st}
+	o := &oracle{rn: rn, st: st, lead: 2}
 	if leader {
+		o.lead = 1
 		must(rn.Campaign())
 		o.drive()
 		term := rn.Status().GetTerm()
@@ -97,7 +101,7 @@ func (o *oracle) drive() {
 
 func (o *oracle) view() *peerView {
 	last, _ := o.st.LastIndex()
-	return &peerView{self: 1, term: o.rn.Status().GetTerm(), lastIndex: last,
+	return &peerView{self: 1, term: o.rn.Status().GetTerm(), leader: o.lead, lastIndex: last,
 		members: newPeerSet(&raftpb.ConfState{Voters: []uint64{1, 2, 3}}, []uint64{4}), checker: kChecker{}}
 }
 
@@ -137,8 +141,9 @@ func TestPeerCheckRefuses(t *testing.T) {
 		{"local beat", msg(raftpb.MsgBeat, 2, oracleTerm), RejectType},
 		{"storage append", msg(raftpb.MsgStorageAppend, 2, oracleTerm), RejectType},
 		{"leadership transfer", msg(raftpb.MsgTransferLeader, 2, oracleTerm), RejectType},
-		{"timeout now", msg(raftpb.MsgTimeoutNow, 2, oracleTerm), RejectType},
-		{"transfer vote", with(msg(raftpb.MsgVote, 2, oracleTerm+1), func(m *raftpb.Message) { m.Context = campaignTransfer }), RejectType},
+		{"timeout now from a non-leader", msg(raftpb.MsgTimeoutNow, 3, oracleTerm), RejectType},
+		{"transfer vote terms ahead", with(msg(raftpb.MsgVote, 2, oracleTerm+3), func(m *raftpb.Message) { m.Context = campaignTransfer }), RejectType},
+		{"transfer prevote", with(msg(raftpb.MsgPreVote, 2, oracleTerm+1), func(m *raftpb.Message) { m.Context = campaignTransfer }), RejectType},
 		{"unknown type", msg(raftpb.MessageType(999), 2, oracleTerm), RejectType},
 		{"heartbeat of term 2^64-1", msg(raftpb.MsgHeartbeat, 2, math.MaxUint64), RejectTerm},
 		{"vote of term 2^64-1", msg(raftpb.MsgVote, 2, math.MaxUint64), RejectTerm},
@@ -274,7 +279,7 @@ func FuzzPeerCheck(f *testing.F) {
 	}
 	for _, typ := range []raftpb.MessageType{raftpb.MsgHeartbeat, raftpb.MsgVote, raftpb.MsgPreVote, raftpb.MsgApp,
 		raftpb.MsgAppResp, raftpb.MsgVoteResp, raftpb.MsgPreVoteResp, raftpb.MsgHeartbeatResp, raftpb.MsgSnap,
-		raftpb.MsgReadIndex, raftpb.MsgReadIndexResp} {
+		raftpb.MsgReadIndex, raftpb.MsgReadIndexResp, raftpb.MsgTimeoutNow} {
 		for _, term := range []uint64{0, 1, oracleTerm, oracleTerm + 1, MaxTerm, math.MaxUint64} {
 			seed(msg(typ, 2, term))
 		}
@@ -314,4 +319,57 @@ func FuzzPeerCheck(f *testing.F) {
 		o.step(msg(raftpb.MsgHeartbeatResp, 3, o.rn.Status().GetTerm()))
 		o.drive()
 	})
+}
+
+// TestPeerCheckTransferMessages: a leadership transfer's own messages pass
+// only in the shape a real transfer sends them, and raft acts on them.
+func TestPeerCheckTransferMessages(t *testing.T) {
+	follower := func() (*oracle, *peerView) {
+		o := newOracle(t, false)
+		return o, o.view()
+	}
+	transferVote := func(from, term uint64) *raftpb.Message {
+		m := msg(raftpb.MsgVote, from, term)
+		m.Context = campaignTransfer
+		m.Index, m.LogTerm = new(uint64(5)), new(uint64(5))
+		return m
+	}
+	for name, m := range map[string]*raftpb.Message{
+		"timeout now from another member": msg(raftpb.MsgTimeoutNow, 3, oracleTerm),
+		"timeout now of an older term":    msg(raftpb.MsgTimeoutNow, 2, oracleTerm-1),
+		"timeout now of a newer term":     msg(raftpb.MsgTimeoutNow, 2, oracleTerm+1),
+		"transfer vote at the same term":  transferVote(3, oracleTerm),
+	} {
+		_, v := follower()
+		if rj := checkPeerMessage(m, v); rj == nil || rj.reason != RejectType {
+			t.Errorf("%s: got %v, want a %s refusal", name, rj, RejectType)
+		}
+	}
+
+	// The leader's MsgTimeoutNow: the follower campaigns at once.
+	o, v := follower()
+	tn := msg(raftpb.MsgTimeoutNow, 2, oracleTerm)
+	if rj := checkPeerMessage(tn, v); rj != nil {
+		t.Fatalf("timeout now from the leader refused: %v", rj)
+	}
+	o.step(tn)
+	o.drive()
+	if st := o.rn.Status(); st.RaftState != raft.StateCandidate || st.GetTerm() != oracleTerm+1 {
+		t.Fatalf("after timeout now: %v at term %d, want a candidate at term %d", st.RaftState, st.GetTerm(), oracleTerm+1)
+	}
+
+	// The transferee's vote request, one term ahead: granted although the
+	// follower has a leader (the lease is what a transfer bypasses).
+	o, v = follower()
+	o.step(&raftpb.Message{Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(2)), To: new(uint64(1)),
+		Term: new(uint64(oracleTerm)), Commit: new(uint64(oracleCommit))})
+	o.drive()
+	tv := transferVote(3, oracleTerm+1)
+	if rj := checkPeerMessage(tv, v); rj != nil {
+		t.Fatalf("transfer vote refused: %v", rj)
+	}
+	o.step(tv)
+	if st := o.rn.Status(); st.GetTerm() != oracleTerm+1 || st.GetVote() != 3 {
+		t.Fatalf("after the transfer vote: term %d, vote %d; want term %d, vote 3", st.GetTerm(), st.GetVote(), oracleTerm+1)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/raftdss/dss/pkg/api"
@@ -60,14 +61,18 @@ type Config struct {
 	// Logger receives error IDs with their causes and archived reports
 	// (default: no logging).
 	Logger *zap.Logger
+	// Registerer, when set, gets the request metrics
+	// (dss_http_request_duration_seconds by route and status class).
+	Registerer prometheus.Registerer
 }
 
 // server is the http.Handler built by NewHandler.
 type server struct {
-	cfg    Config
-	log    *zap.Logger
-	router *router
-	routes []route
+	cfg     Config
+	log     *zap.Logger
+	router  *router
+	routes  []route
+	metrics *requestMetrics // nil without Config.Registerer
 }
 
 // NewHandler returns the HTTP handler serving the 18 /dss/v1 endpoints of
@@ -113,6 +118,11 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	s.router = rt
+	if cfg.Registerer != nil {
+		if s.metrics, err = newRequestMetrics(cfg.Registerer, s.routes); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -143,17 +153,33 @@ type response struct {
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.metrics == nil {
+		s.serveHTTP(w, r)
+		return
+	}
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	route := s.serveHTTP(sw, r)
+	if sw.status == 0 {
+		sw.status = http.StatusOK // net/http's answer to a handler that wrote nothing
+	}
+	s.metrics.observe(route, sw.status, start)
+}
+
+// serveHTTP answers r and returns the index of the route it matched, -1 for
+// none.
+func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) int {
 	i, params, ok := s.router.match(r.Method, r.URL.EscapedPath())
 	if !ok {
 		notFound(w, r)
-		return
+		return -1
 	}
 	rt := &s.routes[i]
 	if rt.public {
 		// /healthy: liveness only, no auth, no store (§1).
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok")
-		return
+		return i
 	}
 
 	start := time.Now()
@@ -178,18 +204,19 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				zap.Duration("timeout", s.cfg.HandlerTimeout), zap.Duration("elapsed", time.Since(start)),
 				zap.NamedError("detail", err))
 			plainError(w, http.StatusServiceUnavailable, "request timed out")
-			return
+			return i
 		}
 		s.writeError(w, rt, rq, err)
-		return
+		return i
 	}
 	buf := getBuffer()
 	defer putBuffer(buf)
 	if err := encodeJSON(buf, resp.value); err != nil {
 		s.writeError(w, rt, rq, fmt.Errorf("server: encoding %s response: %w", rt.name, err))
-		return
+		return i
 	}
 	writeJSON(w, resp.status, buf.Bytes())
+	return i
 }
 
 // serve runs the common steps in the order of spec §1 (authentication 401,

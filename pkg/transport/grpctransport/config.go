@@ -3,6 +3,7 @@ package grpctransport
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -27,6 +28,30 @@ const (
 	// large enough to amortise per-frame cost, small enough that a heartbeat
 	// queued behind a snapshot waits only milliseconds.
 	maxChunkBytes = 1 << 20
+
+	// DefaultMaxInboundConns bounds the inbound connections open at once.
+	// A node needs one per other member (plus, briefly, a redialling
+	// member's replacement); 64 covers any sane cluster many times over
+	// while a stranger's connections cost at most 64 sockets and their
+	// gRPC buffers.
+	DefaultMaxInboundConns = 64
+	// DefaultMaxInboundConnsPerIP bounds the inbound connections from one
+	// IP: a member needs one, more during a redial; one host cannot take
+	// all of DefaultMaxInboundConns.
+	DefaultMaxInboundConnsPerIP = 16
+	// DefaultHandshakeTimeout bounds the time from accepting a connection
+	// to a finished TLS handshake and HTTP/2 preface (gRPC's connection
+	// timeout; 120 s by default there). A real peer needs one or two round
+	// trips, milliseconds even across a continent; 10 s leaves slack for a
+	// loaded node and still frees the slot of a silent stranger soon.
+	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultIdleTimeout closes an established connection that has had no
+	// stream for this long (gRPC MaxConnectionIdle, a GOAWAY). A real peer
+	// always holds its one stream open and reopens it within maxRedial
+	// (2 s) of a break, so only a connection that opened none, or a peer
+	// refused for minutes, is ever idle this long; gRPC pings do not count
+	// as activity, so pinging does not keep a stranger's connection.
+	DefaultIdleTimeout = 30 * time.Second
 )
 
 // TLSConfig enables mutual TLS. All files are PEM. Every node's certificate
@@ -61,6 +86,21 @@ type GRPCConfig struct {
 	// MaxSnapshotBytes is the largest snapshot (snapshot data) the receiver
 	// reassembles, in bytes; 0 means DefaultMaxSnapshotBytes.
 	MaxSnapshotBytes int64
+	// MaxInboundConns is the most inbound connections open at once, from
+	// all addresses; MaxInboundConnsPerIP the most from one remote IP. A
+	// connection over either is closed on arrival, before the TLS
+	// handshake, counted (InboundStats) and logged at most once per IP per
+	// 30 s. 0 means DefaultMaxInboundConns and DefaultMaxInboundConnsPerIP.
+	// Outbound connections (to peers) do not count.
+	MaxInboundConns      int
+	MaxInboundConnsPerIP int
+	// HandshakeTimeout is how long an inbound connection may take to finish
+	// the TLS handshake (with TLS) and send the HTTP/2 preface before it is
+	// closed; 0 means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// IdleTimeout is how long an established inbound connection may go
+	// without a stream before it is closed; 0 means DefaultIdleTimeout.
+	IdleTimeout time.Duration
 	// Logger receives the transport's logs; nil means no logging.
 	Logger *zap.Logger
 }
@@ -78,6 +118,21 @@ func (c *GRPCConfig) withDefaults() (GRPCConfig, error) {
 	}
 	if out.QueueSize < 0 || out.MaxMessageBytes < 0 || out.MaxSnapshotBytes < 0 {
 		return out, errors.New("grpctransport: QueueSize, MaxMessageBytes and MaxSnapshotBytes must not be negative")
+	}
+	if out.MaxInboundConns < 0 || out.MaxInboundConnsPerIP < 0 || out.HandshakeTimeout < 0 || out.IdleTimeout < 0 {
+		return out, errors.New("grpctransport: MaxInboundConns, MaxInboundConnsPerIP, HandshakeTimeout and IdleTimeout must not be negative")
+	}
+	if out.MaxInboundConns == 0 {
+		out.MaxInboundConns = DefaultMaxInboundConns
+	}
+	if out.MaxInboundConnsPerIP == 0 {
+		out.MaxInboundConnsPerIP = DefaultMaxInboundConnsPerIP
+	}
+	if out.HandshakeTimeout == 0 {
+		out.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if out.IdleTimeout == 0 {
+		out.IdleTimeout = DefaultIdleTimeout
 	}
 	if out.QueueSize == 0 {
 		out.QueueSize = DefaultQueueSize

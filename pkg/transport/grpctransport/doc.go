@@ -24,4 +24,12 @@
 // sender, From not matching the stream's node ID or certificate, undecodable
 // bytes, oversized frame or snapshot) ends that stream with a gRPC error and
 // a log line, and the server keeps serving everyone else.
+//
+// What a stranger who can reach the port costs is bounded before anything
+// is authenticated: the listener closes, on arrival, a connection past
+// MaxInboundConns in all or MaxInboundConnsPerIP from one IP (limit.go); a
+// connection must finish the TLS handshake and HTTP/2 preface within
+// HandshakeTimeout, and one that holds no stream is closed after
+// IdleTimeout; pings are rate-limited and streams per connection capped.
+// InboundStats reports the open connections and the refusals.
 package grpctransport

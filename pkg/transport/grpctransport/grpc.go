@@ -31,9 +31,10 @@ type GRPCTransport struct {
 	log       *zap.Logger
 	rep       *report.Reporter
 	lis       net.Listener
+	limits    *limitListener // lis
 	srv       *grpc.Server
-	serverTLS *tls.Config // nil: plaintext
-	clientTLS *tls.Config // specialised per peer by peerTLS
+	serverTLS *tls.Config                 // nil: plaintext
+	tls       atomic.Pointer[tlsMaterial] // nil: plaintext; replaced by ReloadTLS
 	snapSeq   atomic.Uint64
 
 	ctx    context.Context // parent of every peer's context; cancelled by Stop
@@ -66,9 +67,12 @@ func NewGRPC(cfg GRPCConfig) (*GRPCTransport, error) {
 		serveDone: make(chan struct{}),
 	}
 	if cfg.TLS != nil {
-		if t.serverTLS, t.clientTLS, err = tlsConfigs(cfg.TLS, cfg.ID); err != nil {
+		m, err := loadTLS(cfg.TLS, cfg.ID)
+		if err != nil {
 			return nil, err
 		}
+		t.tls.Store(m)
+		t.serverTLS = t.serverTLSConfig()
 	}
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
@@ -76,18 +80,43 @@ func NewGRPC(cfg GRPCConfig) (*GRPCTransport, error) {
 		// Stop must not return while a handler can still call Process.
 		grpc.WaitForHandlers(true),
 		// Peers ping every keepaliveTime to detect half-open connections;
-		// allow it even when no stream is open.
+		// allow it even when no stream is open. A client pinging more often
+		// than every keepaliveTime/2 is sent GOAWAY and closed after two
+		// strikes, so pings cannot be used to flood the node.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveTime / 2, PermitWithoutStream: true}),
+		// Stranger-proofing of the inbound side (the listener adds the
+		// connection limits):
+		//  - HandshakeTimeout bounds the TLS handshake and HTTP/2 preface
+		//    (gRPC's default is 120 s, during which a silent connection
+		//    holds a slot);
+		//  - IdleTimeout closes a connection that holds no stream: real
+		//    peers always hold one (see DefaultIdleTimeout);
+		//  - the server pings too (Time, Timeout), so the slot of a peer
+		//    that vanished without closing TCP is freed in ~15 s instead of
+		//    the kernel's hours, and a restarting member is not refused for
+		//    its own dead connections.
+		grpc.ConnectionTimeout(cfg.HandshakeTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: cfg.IdleTimeout,
+			Time:              keepaliveTime,
+			Timeout:           keepaliveTimeout,
+		}),
+		// A member opens one stream per connection (two for a moment when
+		// it reopens one); more is not a peer, and each stream costs a
+		// goroutine and buffers.
+		grpc.MaxConcurrentStreams(maxStreamsPerConn),
 		grpc.InitialWindowSize(streamWindow),
 		grpc.InitialConnWindowSize(connWindow),
 	}
 	if t.serverTLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(t.serverTLS)))
 	}
-	t.lis, err = net.Listen("tcp", cfg.ListenAddr)
+	lis, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return nil, fmt.Errorf("grpctransport: listen on %s: %w", cfg.ListenAddr, err)
 	}
+	t.limits = newLimitListener(lis, cfg.MaxInboundConns, cfg.MaxInboundConnsPerIP, t.log)
+	t.lis = t.limits
 	t.srv = grpc.NewServer(opts...)
 	transportpb.RegisterRaftServer(t.srv, &server{t: t})
 	t.rep = report.New(cfg.Handler)
@@ -105,6 +134,9 @@ func NewGRPC(cfg GRPCConfig) (*GRPCTransport, error) {
 // Addr returns the address the transport listens on (with the real port
 // when ListenAddr had port 0).
 func (t *GRPCTransport) Addr() string { return t.lis.Addr().String() }
+
+// InboundStats returns the state of the inbound connection limits.
+func (t *GRPCTransport) InboundStats() InboundStats { return t.limits.stats() }
 
 // Send implements transport.Transport. It takes ownership of msgs: the
 // caller must not modify them afterwards (they are marshalled later, on the

@@ -58,13 +58,15 @@ func indexes(msgs []*raftpb.Message) []uint64 {
 func TestConfigValidation(t *testing.T) {
 	h := transporttest.NewRecorder()
 	for name, cfg := range map[string]grpctransport.GRPCConfig{
-		"zero id":       {ListenAddr: "127.0.0.1:0", Handler: h},
-		"no handler":    {ID: 1, ListenAddr: "127.0.0.1:0"},
-		"no addr":       {ID: 1, Handler: h},
-		"tiny frames":   {ID: 1, ListenAddr: "127.0.0.1:0", Handler: h, MaxMessageBytes: 100},
-		"negative":      {ID: 1, ListenAddr: "127.0.0.1:0", Handler: h, QueueSize: -1},
-		"bad listen":    {ID: 1, ListenAddr: "256.0.0.1:0", Handler: h},
-		"missing certs": {ID: 1, ListenAddr: "127.0.0.1:0", Handler: h, TLS: &grpctransport.TLSConfig{CertFile: "/nonexistent"}},
+		"zero id":        {ListenAddr: "127.0.0.1:0", Handler: h},
+		"no handler":     {ID: 1, ListenAddr: "127.0.0.1:0"},
+		"no addr":        {ID: 1, Handler: h},
+		"tiny frames":    {ID: 1, ListenAddr: "127.0.0.1:0", Handler: h, MaxMessageBytes: 100},
+		"negative":       {ID: 1, ListenAddr: "127.0.0.1:0", Handler: h, QueueSize: -1},
+		"negative conns": {ID: 1, ListenAddr: "127.0.0.1:0", Handler: h, MaxInboundConnsPerIP: -1},
+		"negative idle":  {ID: 1, ListenAddr: "127.0.0.1:0", Handler: h, IdleTimeout: -time.Second},
+		"bad listen":     {ID: 1, ListenAddr: "256.0.0.1:0", Handler: h},
+		"missing certs":  {ID: 1, ListenAddr: "127.0.0.1:0", Handler: h, TLS: &grpctransport.TLSConfig{CertFile: "/nonexistent"}},
 	} {
 		if tr, err := grpctransport.NewGRPC(cfg); err == nil {
 			tr.Stop()

@@ -27,6 +27,11 @@ const (
 	// keepaliveTime is how often an idle connection is pinged, so that a
 	// peer that vanished without closing TCP is noticed.
 	keepaliveTime = 10 * time.Second
+	// keepaliveTimeout is how long a ping may go unanswered before the
+	// connection is considered dead.
+	keepaliveTimeout = 5 * time.Second
+	// maxStreamsPerConn is the server's HTTP/2 concurrent stream limit.
+	maxStreamsPerConn = 8
 	// Fixed HTTP/2 flow-control windows, per stream and per connection.
 	// With gRPC's defaults (64 KiB, grown by BDP estimation) the receiver
 	// sends a WINDOW_UPDATE every few batches and the estimator a PING
@@ -69,8 +74,8 @@ type peerConn struct {
 
 func newPeerConn(t *GRPCTransport, id uint64, addr string) (*peerConn, error) {
 	creds := insecure.NewCredentials()
-	if t.clientTLS != nil {
-		creds = credentials.NewTLS(peerTLS(t.clientTLS, id))
+	if t.serverTLS != nil {
+		creds = credentials.NewTLS(t.peerTLS(id))
 	}
 	// passthrough: dial exactly the address we were given, no resolver.
 	cc, err := grpc.NewClient("passthrough:///"+addr,
@@ -82,7 +87,7 @@ func newPeerConn(t *GRPCTransport, id uint64, addr string) (*peerConn, error) {
 			Backoff:           backoff.Config{BaseDelay: minRedial, Multiplier: 1.6, Jitter: 0.2, MaxDelay: maxRedial},
 			MinConnectTimeout: 5 * time.Second,
 		}),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: keepaliveTime, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: keepaliveTime, Timeout: keepaliveTimeout, PermitWithoutStream: true}),
 		grpc.WithInitialWindowSize(streamWindow),
 		grpc.WithInitialConnWindowSize(connWindow),
 	)
