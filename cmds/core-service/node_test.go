@@ -359,7 +359,12 @@ func TestThreeNodeCluster(t *testing.T) {
 // from peercerts) and waits until all are ready.
 func startCluster(t *testing.T, n int) []*node {
 	t.Helper()
-	devDir := t.TempDir()
+	return startClusterIn(t, t.TempDir(), n)
+}
+
+// startClusterIn is startCluster with the dev keys in devDir.
+func startClusterIn(t *testing.T, devDir string, n int) []*node {
+	t.Helper()
 	ids := make([]uint64, n)
 	for i := range ids {
 		ids[i] = uint64(i + 1)

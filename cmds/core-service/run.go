@@ -53,6 +53,7 @@ type config struct {
 	store storeKind
 	sql   sqlConfig
 	raft  raftConfig
+	pool  poolConfig
 }
 
 // parseFlags builds the config from args. Flags are registered on a fresh
@@ -71,6 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		"accept http:// (not only https://) uss_base_url values; for testing only (spec §3.5)")
 	cfg.quotas.registerFlags(fs)
 	cfg.evict.registerFlags(fs)
+	cfg.pool.registerFlags(fs)
 	fs.DurationVar(&cfg.serverTimeout, "server_timeout", server.DefaultHandlerTimeout,
 		"longest time one request may take before it is answered 503")
 	fs.BoolVar(&cfg.dev, "dev", false,
@@ -286,7 +288,12 @@ func serve(ctx context.Context, cfg *config, devKey *rsa.PrivateKey, log *zap.Lo
 			zap.Duration("after", cfg.evict.after))
 	}
 
+	auxRoutes, err := poolRoutes(cfg, be)
+	if err != nil {
+		return err
+	}
 	api, err := server.NewHandler(server.Config{
+		ExtraRoutes:       auxRoutes,
 		Store:             be.store,
 		Authenticator:     authn,
 		AllowHTTPBaseURLs: cfg.allowHTTPBaseURLs,

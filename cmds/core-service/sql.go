@@ -129,6 +129,7 @@ func openSQLStore(ctx context.Context, c *sqlConfig, log *zap.Logger, reg promet
 	return &backend{
 		store: st,
 		ping:  func(ctx context.Context) error { _, err := st.Transact(ctx, pingOp{}); return err },
+		darID: st.DarID,
 		done:  nil,
 		err:   func() error { return nil },
 		close: st.Close,

@@ -307,6 +307,9 @@ type backend struct {
 	// ping, when set, checks that the store can serve (/readyz): the SQL
 	// store's database answers.
 	ping func(ctx context.Context) error
+	// darID is the pool's identity (docs/spec/aux.md §2); set for every
+	// backend.
+	darID func(ctx context.Context) (string, error)
 	// reloadTLS rereads the raft peer certificates; nil without peer TLS.
 	reloadTLS func() error
 	// done is closed when the store stopped by itself (never, for stores
@@ -325,7 +328,9 @@ func openStore(ctx context.Context, cfg *config, log *zap.Logger, reg prometheus
 		return openSQLStore(ctx, &cfg.sql, log, reg)
 	case storeMem:
 		log.Warn("running on the in-memory store (--memstore): nothing is replicated or persisted; for tests only")
-		return &backend{store: memstore.New(), done: nil, err: func() error { return nil }, close: func() {}}, nil
+		id := memDarID()
+		return &backend{store: memstore.New(), darID: func(context.Context) (string, error) { return id, nil },
+			done: nil, err: func() error { return nil }, close: func() {}}, nil
 	}
 	return nil, fmt.Errorf("unknown store kind %v", cfg.store)
 }
@@ -407,7 +412,8 @@ func openRaftStore(rc *raftConfig, log *zap.Logger, reg prometheus.Registerer) (
 		log.Warn("--raft_reads_via_log: every read is proposed through the Raft log and executed by every replica " +
 			"(benchmarks only; every node of the cluster must run with it)")
 	}
-	be := &backend{store: st, raft: st, members: st.Node(), done: st.Done(), err: st.Err, close: st.Stop}
+	be := &backend{store: st, raft: st, members: st.Node(), darID: raftDarID(st.Node()),
+		done: st.Done(), err: st.Err, close: st.Stop}
 	if tlsCfg != nil && gt != nil {
 		be.reloadTLS = gt.ReloadTLS
 	}

@@ -170,6 +170,10 @@ func TestExecuteIsDeterministic(t *testing.T) {
 	for _, path := range goSources(t, filepath.Join("store", "memstore")) {
 		check(path, true)
 	}
+	// The pool's operations (pkg/pool) run on the same stores.
+	for _, path := range goSources(t, filepath.Join("..", "pool")) {
+		check(path, false)
+	}
 	if checked == 0 {
 		t.Fatal("no source file was checked")
 	}

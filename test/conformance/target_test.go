@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/raftdss/dss/pkg/auth"
+	poolserver "github.com/raftdss/dss/pkg/pool/server"
 	"github.com/raftdss/dss/pkg/scd"
 	"github.com/raftdss/dss/pkg/scd/server"
 	"github.com/raftdss/dss/pkg/scd/store/memstore"
@@ -115,6 +118,17 @@ func setUpTarget() (func(), error) {
 		a.Close()
 		return nil, fmt.Errorf("unknown %s %q (want memstore)", envBackend, b)
 	}
+	// The pool's /aux/v1 routes, as core-service serves them.
+	darID := uuid.NewString()
+	aux, err := poolserver.Routes(poolserver.Config{Version: "conformance", InstanceID: "in-process",
+		PublicEndpoint: "https://in-process.example.com",
+		DarID:          func(context.Context) (string, error) { return darID, nil }})
+	if err != nil {
+		cancel()
+		a.Close()
+		return nil, err
+	}
+	cfg.ExtraRoutes = aux
 	h, err := server.NewHandler(cfg)
 	if err != nil {
 		cancel()

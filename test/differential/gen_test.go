@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/raftdss/dss/pkg/api"
 	"github.com/raftdss/dss/pkg/auth"
+	poolserver "github.com/raftdss/dss/pkg/pool/server"
 )
 
 // Scopes (spec §1) and literals (spec §3.6).
@@ -20,6 +22,8 @@ const (
 	cp   = auth.ScopeConstraintProcessing
 	cmsa = auth.ScopeConformanceMonitoringSA
 	aa   = auth.ScopeAvailabilityArbitration
+	psr  = poolserver.ScopePoolStatusRead
+	hbw  = poolserver.ScopeHeartbeatWrite
 
 	scrubbedOVN    = "Available from USS"
 	placeholderSub = "00000000-0000-4000-8000-000000000000"
@@ -47,7 +51,7 @@ var usss = []uss{
 	{"uss-a", []string{sc, cp}},
 	{"uss-b", []string{sc, cmsa}},
 	{"uss-c", []string{cm, cp}},
-	{"uss-d", []string{aa, sc}},
+	{"uss-d", []string{aa, sc, psr, hbw}},
 }
 
 // ID pools: small, so that creates collide with existing entities and
@@ -223,6 +227,10 @@ var endpoints = []endpointKind{
 	{"avail.get", 3, [][]string{{aa}, {sc}, {cmsa}}, (*generator).availGet},
 	{"avail.put", 4, [][]string{{aa}}, (*generator).availPut},
 	{"evict", 2, [][]string{{sc}}, (*generator).evict},
+	{"aux.heartbeat", 2, [][]string{{hbw}}, (*generator).heartbeat},
+	{"aux.instances", 1, [][]string{{psr}}, func(_ *generator, rq *request) {
+		rq.Method, rq.Path = "GET", "/aux/v1/pool/dss_instances"
+	}},
 }
 
 var totalWeight = func() int {
@@ -846,6 +854,22 @@ func (g *generator) evict(rq *request) {
 }
 
 var ussIDs = []string{"uss-a", "uss-b", "uss-c", "uss-d", "uss-unknown"}
+
+// heartbeat records a heartbeat (docs/spec/aux.md H1–H6), with or without
+// explicit times, sometimes with a bad parameter.
+func (g *generator) heartbeat(rq *request) {
+	q := url.Values{"source": {pick(g, []string{"cron", "startup", "manual"})}}
+	if g.chance(0.5) {
+		q.Set("timestamp", g.now.Add(-time.Duration(g.rnd.IntN(1e9))).Format(time.RFC3339Nano))
+	}
+	if g.chance(0.5) {
+		q.Set("next_heartbeat_expected_before", g.now.Add(time.Minute).Format(time.RFC3339Nano))
+	}
+	if g.chance(0.1) {
+		q.Set(pick(g, []string{"source", "timestamp", "next_heartbeat_expected_before"}), "")
+	}
+	rq.Method, rq.Path = "PUT", "/aux/v1/pool/dss_instances/heartbeat?"+q.Encode()
+}
 
 func (g *generator) availGet(rq *request) {
 	rq.Method, rq.Path = "GET", availPath+"/"+pick(g, ussIDs)

@@ -24,6 +24,7 @@ import (
 	"github.com/raftdss/dss/internal/pgtest"
 	"github.com/raftdss/dss/pkg/auth"
 	"github.com/raftdss/dss/pkg/models"
+	poolserver "github.com/raftdss/dss/pkg/pool/server"
 	"github.com/raftdss/dss/pkg/raftstore/consensus"
 	"github.com/raftdss/dss/pkg/scd"
 	"github.com/raftdss/dss/pkg/scd/server"
@@ -129,7 +130,16 @@ var openers = map[string]opener{
 }
 
 func handlerFor(e *env, st scd.Store) (http.Handler, error) {
-	h, err := server.NewHandler(server.Config{Store: st, Authenticator: e.auth, Now: e.Now, NewID: e.NewID})
+	// The pool's /aux/v1 routes (docs/spec/aux.md) with one instance ID on
+	// every node and store, so that heartbeats answer alike; dar_id differs
+	// between stores by design and is not requested.
+	aux, err := poolserver.Routes(poolserver.Config{Version: "differential", InstanceID: "dss",
+		DarID: func(context.Context) (string, error) { return "pool", nil }})
+	if err != nil {
+		return nil, err
+	}
+	h, err := server.NewHandler(server.Config{Store: st, Authenticator: e.auth, Now: e.Now, NewID: e.NewID,
+		ExtraRoutes: aux})
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,7 @@ type Repo interface {
 	Availabilities
 	Quotas
 	Expiry
+	Pool
 }
 
 // OperationalIntents stores OIRs.
@@ -196,4 +197,18 @@ type Expiry interface {
 	// is also PostgreSQL's uuid order), at most q.Limit, empty (not nil)
 	// if none. Every backend returns the same list for the same data.
 	ListExpired(ctx context.Context, q *ExpiredQuery) ([]models.ID, error)
+}
+
+// Pool stores the DSS instances of the pool with their heartbeats
+// (docs/spec/aux.md). It lives beside the SCD data so that heartbeats are
+// replicated, snapshotted and hashed like any other write.
+type Pool interface {
+	// GetDSSInstance returns nil and no error if id is absent.
+	GetDSSInstance(ctx context.Context, id string) (*models.DSSInstance, error)
+	// ListDSSInstances returns every instance in increasing ID order (empty,
+	// not nil, if none).
+	ListDSSInstances(ctx context.Context) ([]*models.DSSInstance, error)
+	// UpsertDSSInstance inserts or replaces the instance with inst.ID as
+	// given. inst.ID must not be empty.
+	UpsertDSSInstance(ctx context.Context, inst *models.DSSInstance) error
 }

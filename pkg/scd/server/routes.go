@@ -30,6 +30,9 @@ type route struct {
 	areaTooLarge413 bool
 	// public: no authentication and no store (/healthy).
 	public bool
+	// noAuth: no authentication, but handled like any route (extra routes
+	// such as /aux/v1/version).
+	noAuth bool
 	handle func(s *server, rq *request) (response, error)
 }
 

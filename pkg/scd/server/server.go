@@ -55,6 +55,9 @@ type Config struct {
 	// NewID generates implicit-subscription and report IDs (default: a
 	// random UUIDv4).
 	NewID func() models.ID
+	// ExtraRoutes are endpoints of other APIs served by this handler
+	// (extra.go); their patterns must not collide with the SCD routes.
+	ExtraRoutes []Route
 	// Logger receives error IDs with their causes and archived reports
 	// (default: no logging).
 	Logger *zap.Logger
@@ -99,6 +102,12 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	// The handler's store records when a request reaches it (timeout.go).
 	cfg.Store = stagedStore{cfg.Store}
 	s := &server{cfg: cfg, log: cfg.Logger, routes: routeTable()}
+	for _, x := range cfg.ExtraRoutes {
+		if x.Handle == nil {
+			return nil, fmt.Errorf("server: extra route %s has no Handle", x.Name)
+		}
+		s.routes = append(s.routes, extraRoute(x))
+	}
 	methods := make([]string, len(s.routes))
 	patterns := make([]string, len(s.routes))
 	for i, r := range s.routes {
@@ -124,6 +133,8 @@ type request struct {
 	params []string
 	body   []byte
 	info   api.RequestInfo
+	// rawQuery is the request's query string (read by extra routes only).
+	rawQuery string
 }
 
 // caller is the subject of the token, "" before authentication succeeded.
@@ -175,7 +186,7 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) int {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.HandlerTimeout)
 	defer cancel()
 	st := stageAuthenticating
-	rq := &request{ctx: withStage(ctx, &st), params: params}
+	rq := &request{ctx: withStage(ctx, &st), params: params, rawQuery: r.URL.RawQuery}
 	resp, err := s.serve(w, r, rt, rq, &st)
 	if err != nil {
 		// The operation may have failed because the deadline passed (or
@@ -214,6 +225,11 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) int {
 //
 // st is advanced as the steps go (the store wrapper sets its own).
 func (s *server) serve(w http.ResponseWriter, r *http.Request, rt *route, rq *request, st *stage) (response, error) {
+	if rt.noAuth {
+		*st = stageParsing
+		rq.info = api.RequestInfo{Now: s.cfg.Now(), AllowHTTPBaseURLs: s.cfg.AllowHTTPBaseURLs, Ctx: rq.ctx}
+		return rt.handle(s, rq)
+	}
 	claims, err := s.cfg.Authenticator.Authenticate(r)
 	if err != nil {
 		return response{}, err

@@ -26,7 +26,7 @@ import (
 // (cells, past OVNs, altitudes).
 //
 // Dependencies on State's internals (this file is kept apart from them):
-// WriteSnapshot must read only lastWrite, avail and, of each table, what
+// WriteSnapshot must read only lastWrite, avail, instances and, of each table, what
 // table.idKeys reads (slots and idOf); entities must stay immutable once
 // stored. TestFreeze* (run with -race) fail if that changes.
 type Frozen struct {
@@ -43,6 +43,7 @@ func (s *State) Freeze() *Frozen {
 		subs:      s.subs.freeze(),
 		crs:       s.crs.freeze(),
 		avail:     maps.Clone(s.avail),
+		instances: maps.Clone(s.instances),
 		lastWrite: s.lastWrite,
 	}}
 }

@@ -24,6 +24,9 @@ type Entities struct {
 	Subscriptions      []*models.Subscription
 	Constraints        []*models.Constraint
 	OperationalIntents []*models.OperationalIntent
+	// DSSInstances are the pool's instances with their latest heartbeat
+	// (docs/spec/aux.md), nil when there are none.
+	DSSInstances []*models.DSSInstance
 }
 
 // Entities returns deep copies of every entity of s. Like the other read
@@ -54,6 +57,9 @@ func (s *State) Entities() *Entities {
 		c.Cells = slices.Clone(c.Cells)
 		c.PastOVNs = slices.Clone(c.PastOVNs)
 		e.OperationalIntents = append(e.OperationalIntents, &c)
+	}
+	if len(s.instances) > 0 {
+		e.DSSInstances = sortedInstances(s.instances, true)
 	}
 	return e
 }
@@ -144,6 +150,20 @@ func NewStateFromEntities(e *Entities) (*State, error) {
 		}
 		raise(c.UpdatedAt)
 		s.putOIR(&c)
+	}
+	// Heartbeat times are reported times, not write times: they do not
+	// raise the last write time.
+	for _, inst := range e.DSSInstances {
+		if inst == nil || inst.ID == "" {
+			return nil, errors.New("memstore: DSS instance without ID")
+		}
+		if s.instances[inst.ID] != nil {
+			return nil, fmt.Errorf("memstore: duplicate DSS instance %q", inst.ID)
+		}
+		c := *inst
+		c.Heartbeat.Timestamp = c.Heartbeat.Timestamp.UTC()
+		c.Heartbeat.NextExpectedBefore = c.Heartbeat.NextExpectedBefore.UTC()
+		s.instances[c.ID] = &c
 	}
 	s.lastWrite = last
 	return s, nil

@@ -30,6 +30,10 @@ func TestEntitiesRoundTrip(t *testing.T) {
 			StartTime: at(0), EndTime: at(50), Cells: []models.CellID{2}, UpdatedAt: at(3)}); err != nil {
 			return err
 		}
+		if err := r.UpsertDSSInstance(ctx, &models.DSSInstance{ID: "n1", PublicEndpoint: "https://n1",
+			Heartbeat: models.Heartbeat{Timestamp: at(20).Add(3), Reporter: "op", Source: "cron", Index: 4}}); err != nil {
+			return err
+		}
 		return r.UpsertOperationalIntent(ctx, &models.OperationalIntent{ID: "o1", Manager: "uss1", Version: 3, State: models.StateActivated,
 			PastOVNs: []models.OVN{"p1", "p2"}, SubscriptionID: "s1", StartTime: at(0), EndTime: at(10), AltitudeUpper: 100,
 			Cells: []models.CellID{1}, UpdatedAt: at(4).Add(1)})

@@ -33,7 +33,15 @@ import (
 //	                RequestedOVN, PastOVNs, USSBaseURL, SubscriptionID,
 //	                StartTime, EndTime, AltitudeLower, AltitudeUpper, Cells,
 //	                UpdatedAt
+//	DSS instances   version 2 only: count (at least 1), then in ID order:
+//	                ID, PublicEndpoint, Timestamp, Reporter, Source, Index,
+//	                NextExpectedBefore? (presence byte + time)
 //	crc        uint32 CRC-32C (Castagnoli) of every preceding byte
+//
+// Version 2 adds the pool's DSS instances (docs/spec/aux.md). A state
+// without any is written as version 1, byte for byte as before, so its hash
+// is unchanged and nodes of a build without the pool section still read it;
+// ReadSnapshot reads both versions.
 //
 // Encodings: count/length = uvarint; string = length + bytes; int32 =
 // 4 bytes; float32 = 4 bytes of IEEE bits; optional float32 = 1 byte
@@ -46,6 +54,8 @@ import (
 const (
 	snapshotMagic   = "RDSSSCD\x00"
 	snapshotVersion = 1
+	// snapshotVersionPool is the format with the DSS instances section.
+	snapshotVersionPool = 2
 
 	subFlagNotifyOIRs = 1 << 0
 	subFlagNotifyCRs  = 1 << 1
@@ -66,7 +76,11 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 	e := &encoder{w: w, buf: make([]byte, 0, 64<<10)}
 	e.pauser, _ = w.(Pauser)
 	e.raw([]byte(snapshotMagic))
-	e.u32(snapshotVersion)
+	if len(s.instances) == 0 {
+		e.u32(snapshotVersion)
+	} else {
+		e.u32(snapshotVersionPool)
+	}
 	e.time(s.lastWrite)
 
 	avail := make([]*models.UssAvailability, 0, len(s.avail))
@@ -141,6 +155,26 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 		e.cells(o.Cells)
 		e.time(o.UpdatedAt)
 	})
+
+	if len(s.instances) > 0 {
+		insts := sortedInstances(s.instances, false)
+		e.uvarint(uint64(len(insts)))
+		for _, inst := range insts {
+			e.str(inst.ID)
+			e.str(inst.PublicEndpoint)
+			hb := &inst.Heartbeat
+			e.time(hb.Timestamp)
+			e.str(hb.Reporter)
+			e.str(hb.Source)
+			e.uvarint(uint64(hb.Index))
+			if hb.NextExpectedBefore.IsZero() {
+				e.byte(0)
+			} else {
+				e.byte(1)
+				e.time(hb.NextExpectedBefore)
+			}
+		}
+	}
 	return e.finish()
 }
 
@@ -170,22 +204,24 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 	if string(data[:len(snapshotMagic)]) != snapshotMagic {
 		return nil, errors.New("memstore: not a memstore snapshot (bad magic)")
 	}
-	if v := binary.BigEndian.Uint32(data[len(snapshotMagic):]); v != snapshotVersion {
-		return nil, fmt.Errorf("memstore: unsupported snapshot format version %d (want %d)", v, snapshotVersion)
+	version := binary.BigEndian.Uint32(data[len(snapshotMagic):])
+	if version != snapshotVersion && version != snapshotVersionPool {
+		return nil, fmt.Errorf("memstore: unsupported snapshot format version %d (want %d or %d)",
+			version, snapshotVersion, snapshotVersionPool)
 	}
 	body, sum := data[:len(data)-4], binary.BigEndian.Uint32(data[len(data)-4:])
 	if crc32.Checksum(body, castagnoli) != sum {
 		return nil, errors.New("memstore: snapshot checksum mismatch (corrupt or truncated)")
 	}
 	d := &decoder{b: body[len(snapshotMagic)+4:]}
-	s, err := d.state()
+	s, err := d.state(version == snapshotVersionPool)
 	if err != nil {
 		return nil, fmt.Errorf("memstore: corrupt snapshot: %w", err)
 	}
 	return s, nil
 }
 
-func (d *decoder) state() (*State, error) {
+func (d *decoder) state(withPool bool) (*State, error) {
 	s := NewState()
 	s.lastWrite = d.time()
 	// The entities come in ID order, each ID once (checkOrder): index them
@@ -263,6 +299,11 @@ func (d *decoder) state() (*State, error) {
 		}
 		s.putOIR(o)
 	}
+	if withPool {
+		if err := d.instances(s); err != nil {
+			return nil, err
+		}
+	}
 	if d.err != nil {
 		return nil, d.err
 	}
@@ -273,6 +314,41 @@ func (d *decoder) state() (*State, error) {
 	s.crs.sortCells()
 	s.oirs.sortCells()
 	return s, nil
+}
+
+// instances decodes the DSS instances section of a version 2 snapshot: at
+// least one (a state without any is written as version 1), in strictly
+// increasing ID order.
+func (d *decoder) instances(s *State) error {
+	n := d.count(1 + 1 + 12 + 1 + 1 + 1 + 1)
+	if d.err == nil && n == 0 {
+		return errors.New("DSS instances section of a version 2 snapshot is empty")
+	}
+	var prev string
+	for i := 0; i < n && d.err == nil; i++ {
+		inst := &models.DSSInstance{ID: d.str(), PublicEndpoint: d.str()}
+		hb := &inst.Heartbeat
+		hb.Timestamp, hb.Reporter, hb.Source = d.time(), d.str(), d.str()
+		idx := d.uvarint()
+		if d.err == nil && idx > math.MaxInt64 {
+			return fmt.Errorf("DSS instance %q: heartbeat index %d out of range", inst.ID, idx)
+		}
+		hb.Index = int64(idx)
+		switch p := d.byte(); {
+		case d.err != nil:
+		case p == 1:
+			if hb.NextExpectedBefore = d.time(); d.err == nil && hb.NextExpectedBefore.IsZero() {
+				return fmt.Errorf("DSS instance %q: zero time marked present", inst.ID)
+			}
+		case p != 0:
+			return fmt.Errorf("DSS instance %q: presence byte %d", inst.ID, p)
+		}
+		if err := d.checkOrder(inst.ID, &prev, i); err != nil {
+			return fmt.Errorf("DSS instances: %w", err)
+		}
+		s.instances[inst.ID] = inst
+	}
+	return nil
 }
 
 // checkOrder rejects empty IDs and IDs out of strictly increasing order

@@ -30,6 +30,9 @@ type State struct {
 	subs  table[models.Subscription]
 	crs   table[models.Constraint]
 	avail map[string]*models.UssAvailability
+	// instances are the pool's DSS instances with their latest heartbeat
+	// (repos.Pool), by ID.
+	instances map[string]*models.DSSInstance
 
 	// dependents maps a subscription ID to the slots of the OIRs whose
 	// SubscriptionID it is (spec §5.3 dependent_operational_intents).
@@ -72,6 +75,7 @@ func NewState() *State {
 		crs: newTable(func(c *models.Constraint) models.ID { return c.ID },
 			func(c *models.Constraint) []models.CellID { return c.Cells }, crBounds),
 		avail:      map[string]*models.UssAvailability{},
+		instances:  map[string]*models.DSSInstance{},
 		dependents: map[models.ID][]uint32{},
 		strs:       map[string]*interned{},
 	}
@@ -149,6 +153,7 @@ type undoEntry struct {
 	sub   *models.Subscription
 	cr    *models.Constraint
 	avail *models.UssAvailability
+	inst  *models.DSSInstance
 }
 
 type entityKind uint8
@@ -158,6 +163,7 @@ const (
 	kindSub
 	kindCR
 	kindAvail
+	kindInstance
 )
 
 // rollback undoes the recorded changes in reverse order, so every
@@ -191,6 +197,12 @@ func (s *State) rollback() {
 				s.putAvail(u.avail)
 			} else {
 				s.removeAvail(u.id)
+			}
+		case kindInstance:
+			if u.inst != nil {
+				s.instances[u.id] = u.inst
+			} else {
+				delete(s.instances, u.id)
 			}
 		}
 	}

@@ -551,6 +551,12 @@ func FuzzReadSnapshot(f *testing.F) {
 	f.Add(full[:len(full)-4])
 	f.Add(NewState().snapshot(f))
 	f.Add([]byte(snapshotMagic))
+	// A version 2 snapshot (with the pool's DSS instances).
+	mustWrite(f, s, func(r repos.Repo) error {
+		return r.UpsertDSSInstance(ctx, &models.DSSInstance{ID: "n1", PublicEndpoint: "https://n1",
+			Heartbeat: models.Heartbeat{Timestamp: at(3), Source: "cron", Index: 2, NextExpectedBefore: at(4)}})
+	})
+	f.Add(s.snapshot(f))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, in := range [][]byte{data, withCRC(data)} {
 			st, err := ReadSnapshot(bytes.NewReader(in))

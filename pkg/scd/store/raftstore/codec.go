@@ -55,7 +55,7 @@ const maxDecodeCount = 1 << 24
 
 // Register adds every SCD operation type to reg.
 func Register(reg *store.Registry[repos.Repo]) {
-	for _, c := range codecs {
+	for _, c := range append(codecs[:len(codecs):len(codecs)], poolCodecs...) {
 		reg.Register(c.t, store.Codec[repos.Repo]{Name: c.name, Encode: c.encode, Decode: c.decode})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftdss/dss/pkg/pool"
 	"github.com/raftdss/dss/pkg/scd"
 	"github.com/raftdss/dss/pkg/store"
 )
@@ -26,6 +27,8 @@ func allOps() []scd.Operation {
 		&scd.PutOperationalIntent{MaxEntitiesPerCell: 1}, &scd.PutConstraint{MaxEntitiesPerCell: 1},
 		&scd.PutSubscription{MaxSubscriptionsPerCell: 1},
 		&scd.EvictExpired{}, &scd.PreviewEviction{},
+		// The pool's operations (codec_pool.go).
+		&pool.PutHeartbeat{}, &pool.ListDSSInstances{},
 	}
 }
 

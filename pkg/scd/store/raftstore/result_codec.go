@@ -88,6 +88,7 @@ const (
 	resultSubscriptionViews                 // []scd.SubscriptionView: query subscriptions
 	resultEviction                          // scd.EvictionResult: EvictExpired
 	resultEvictionCounts                    // scd.EvictionCounts: PreviewEviction
+	resultDSSInstances                      // []*models.DSSInstance: pool heartbeat and list (pkg/pool)
 	resultKinds                             // the number of kinds
 )
 
@@ -318,6 +319,23 @@ func (e *encoder) result(v any) error {
 	case scd.EvictionCounts:
 		e.b = append(e.b, byte(resultEvictionCounts))
 		e.evictionCounts(r)
+	case []*models.DSSInstance:
+		e.b = append(e.b, byte(resultDSSInstances))
+		e.uvarint(uint64(len(r)))
+		for _, in := range r {
+			e.bool(in != nil)
+			if in == nil {
+				continue
+			}
+			e.str(in.ID)
+			e.str(in.PublicEndpoint)
+			h := in.Heartbeat
+			e.time(h.Timestamp)
+			e.str(h.Reporter)
+			e.str(h.Source)
+			e.b = binary.AppendVarint(e.b, h.Index)
+			e.time(h.NextExpectedBefore)
+		}
 	case []scd.SubscriptionView:
 		e.b = append(e.b, byte(resultSubscriptionViews))
 		e.uvarint(uint64(len(r)))
@@ -363,6 +381,20 @@ func (d *decoder) result() any {
 			l = make([]scd.SubscriptionView, n)
 			for i := range l {
 				l[i] = d.subView()
+			}
+		}
+		v = l
+	case resultDSSInstances:
+		var l []*models.DSSInstance
+		if n := d.count(1); n > 0 {
+			l = make([]*models.DSSInstance, n)
+			for i := range l {
+				if !d.bool() {
+					continue
+				}
+				l[i] = &models.DSSInstance{ID: d.str(), PublicEndpoint: d.str(), Heartbeat: models.Heartbeat{
+					Timestamp: d.time(), Reporter: d.str(), Source: d.str(), Index: d.varint(),
+					NextExpectedBefore: d.time()}}
 			}
 		}
 		v = l

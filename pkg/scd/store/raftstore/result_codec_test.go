@@ -22,7 +22,7 @@ func allResults() []any {
 		scd.OperationalIntentResult{}, scd.ConstraintResult{}, scd.PutSubscriptionResult{},
 		scd.SubscriptionView{}, scd.AvailabilityView{}, scd.OperationalIntentView{},
 		[]scd.OperationalIntentView{}, &models.Constraint{}, []*models.Constraint{}, []scd.SubscriptionView{},
-		scd.EvictionResult{}, scd.EvictionCounts{},
+		scd.EvictionResult{}, scd.EvictionCounts{}, []*models.DSSInstance{},
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 
 // SchemaVersion is the schema version this build reads and writes. Open
 // refuses a database at any other version.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // ErrSchemaVersion is wrapped by Open's error when the database's schema
 // version is not SchemaVersion.

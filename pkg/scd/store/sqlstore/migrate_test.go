@@ -15,7 +15,8 @@ import (
 	"github.com/raftdss/dss/pkg/models"
 )
 
-var schemaTables = []string{"scd_subscriptions", "scd_operations", "scd_constraints", "scd_uss_availability", "schema_versions"}
+var schemaTables = []string{"scd_subscriptions", "scd_operations", "scd_constraints", "scd_uss_availability", "schema_versions",
+	"aux_dss_instances", "aux_pool"}
 
 func newPool(t *testing.T, url string) *pgxpool.Pool {
 	t.Helper()
@@ -60,7 +61,8 @@ func TestMigrateUpDownUp(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	pool := newPool(t, url)
 	wantVersion(t, pool, 0)
-	for _, step := range []struct{ target, tables int }{{1, len(schemaTables)}, {1, len(schemaTables)}, {0, 0}, {0, 0}, {1, len(schemaTables)}} {
+	all := len(schemaTables)
+	for _, step := range []struct{ target, tables int }{{2, all}, {2, all}, {1, all - 2}, {0, 0}, {0, 0}, {1, all - 2}, {2, all}} {
 		if err := Migrate(ctx, pool, step.target); err != nil {
 			t.Fatalf("Migrate(%d): %v", step.target, err)
 		}

@@ -632,3 +632,91 @@ func (r *repo) UpsertUssAvailability(ctx context.Context, a *models.UssAvailabil
 	}
 	return nil
 }
+
+// ---- Pool (repos.Pool) ----
+
+const instanceColumns = `id, public_endpoint, hb_timestamp, hb_timestamp_ns, hb_reporter, hb_source, hb_index,
+	hb_next_before, hb_next_before_ns`
+
+func scanInstance(row pgx.Row) (*models.DSSInstance, error) {
+	var (
+		inst         models.DSSInstance
+		ts           time.Time
+		tsNs, nextNs int16
+		next         *time.Time
+	)
+	hb := &inst.Heartbeat
+	if err := row.Scan(&inst.ID, &inst.PublicEndpoint, &ts, &tsNs, &hb.Reporter, &hb.Source, &hb.Index,
+		&next, &nextNs); err != nil {
+		return nil, err
+	}
+	hb.Timestamp = instant(ts, tsNs)
+	if next != nil {
+		hb.NextExpectedBefore = instant(*next, nextNs)
+	}
+	return &inst, nil
+}
+
+func (r *repo) GetDSSInstance(ctx context.Context, id string) (*models.DSSInstance, error) {
+	if err := r.checkRead(); err != nil {
+		return nil, err
+	}
+	inst, err := scanInstance(r.tx.QueryRow(ctx, `SELECT `+instanceColumns+` FROM aux_dss_instances WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, r.fail(err, "reading a DSS instance")
+	}
+	return inst, nil
+}
+
+func (r *repo) ListDSSInstances(ctx context.Context) ([]*models.DSSInstance, error) {
+	if err := r.checkRead(); err != nil {
+		return nil, err
+	}
+	// COLLATE "C": byte order, as memstore sorts.
+	rows, err := r.tx.Query(ctx, `SELECT `+instanceColumns+` FROM aux_dss_instances ORDER BY id COLLATE "C"`)
+	if err != nil {
+		return nil, r.fail(err, "listing DSS instances")
+	}
+	defer rows.Close()
+	out := []*models.DSSInstance{}
+	for rows.Next() {
+		inst, err := scanInstance(rows)
+		if err != nil {
+			return nil, r.fail(err, "listing DSS instances")
+		}
+		out = append(out, inst)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, r.fail(err, "listing DSS instances")
+	}
+	return out, nil
+}
+
+func (r *repo) UpsertDSSInstance(ctx context.Context, inst *models.DSSInstance) error {
+	if err := r.checkWrite("UpsertDSSInstance"); err != nil {
+		return err
+	}
+	if inst == nil || inst.ID == "" {
+		return models.Errorf(models.CodeInternal, "sqlstore: upsert of a DSS instance without ID")
+	}
+	hb := &inst.Heartbeat
+	var next *time.Time
+	if !hb.NextExpectedBefore.IsZero() {
+		next = &hb.NextExpectedBefore
+	}
+	_, err := r.tx.Exec(ctx, `INSERT INTO aux_dss_instances (`+instanceColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (id) DO UPDATE SET public_endpoint = EXCLUDED.public_endpoint,
+			hb_timestamp = EXCLUDED.hb_timestamp, hb_timestamp_ns = EXCLUDED.hb_timestamp_ns,
+			hb_reporter = EXCLUDED.hb_reporter, hb_source = EXCLUDED.hb_source, hb_index = EXCLUDED.hb_index,
+			hb_next_before = EXCLUDED.hb_next_before, hb_next_before_ns = EXCLUDED.hb_next_before_ns`,
+		inst.ID, inst.PublicEndpoint, hb.Timestamp, subMicro(hb.Timestamp), hb.Reporter, hb.Source, hb.Index,
+		next, subMicro(hb.NextExpectedBefore))
+	if err != nil {
+		return r.fail(err, "writing a DSS instance")
+	}
+	return nil
+}

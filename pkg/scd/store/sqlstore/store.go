@@ -570,3 +570,14 @@ func (s *Store) EntityCounts(ctx context.Context) (oirs, constraints, subscripti
 	}
 	return oirs, constraints, subscriptions, nil
 }
+
+// DarID returns the identity of this database's DSS Airspace Representation:
+// the random ID migration 0002 stored in it (docs/spec/aux.md §2). Every
+// node using the database reports the same one.
+func (s *Store) DarID(ctx context.Context) (string, error) {
+	var id string
+	if err := s.pool.QueryRow(ctx, `SELECT dar_id::text FROM aux_pool`).Scan(&id); err != nil {
+		return "", dbError(err, "reading the pool identity")
+	}
+	return id, nil
+}

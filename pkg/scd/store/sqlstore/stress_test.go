@@ -37,8 +37,8 @@ const (
 	// without -race). The zero-error and identical-history checks are the
 	// same in both.
 	stressRaceLatency = 3 * stressMaxLatency
-	stressCtxTimeout = 10 * time.Second
-	stressCell       = models.CellID(0x4D5A_0000)
+	stressCtxTimeout  = 10 * time.Second
+	stressCell        = models.CellID(0x4D5A_0000)
 )
 
 // TestBusyCellStress is the busy-cell case of a USS test suite: ten (and

@@ -18,7 +18,8 @@ var ErrNotEmpty = errors.New("sqlstore: the database already holds SCD data")
 
 // scdTables are the data tables, in the order Import fills them
 // (subscriptions before the OIRs that reference them).
-var scdTables = []string{"scd_subscriptions", "scd_operations", "scd_constraints", "scd_uss_availability"}
+var scdTables = []string{"scd_subscriptions", "scd_operations", "scd_constraints", "scd_uss_availability",
+	"aux_dss_instances"}
 
 // Export reads every SCD entity of the database at url (which must be at
 // SchemaVersion) in one read-only SERIALIZABLE DEFERRABLE transaction: a
@@ -64,6 +65,15 @@ func Export(ctx context.Context, url string) (*memstore.State, error) {
 			})
 		if err != nil {
 			return fmt.Errorf("sqlstore: reading availability records: %w", err)
+		}
+		// The pool's instances (docs/spec/aux.md); the pool identity
+		// (aux_pool) stays with its database and is not exported.
+		insts, err := (&repo{tx: tx, readOnly: true}).ListDSSInstances(ctx)
+		if err != nil {
+			return fmt.Errorf("sqlstore: reading DSS instances: %w", err)
+		}
+		if len(insts) > 0 {
+			e.DSSInstances = insts
 		}
 		return nil
 	})
@@ -134,6 +144,11 @@ func Import(ctx context.Context, url string, st *memstore.State) error {
 		for _, a := range e.Availabilities {
 			if err := r.UpsertUssAvailability(ctx, a); err != nil {
 				return fmt.Errorf("sqlstore: importing availability of %s: %w", a.USS, err)
+			}
+		}
+		for _, inst := range e.DSSInstances {
+			if err := r.UpsertDSSInstance(ctx, inst); err != nil {
+				return fmt.Errorf("sqlstore: importing DSS instance %q: %w", inst.ID, err)
 			}
 		}
 		return nil
