@@ -26,6 +26,7 @@ func commands() []command {
 		{"member", "list, add, promote or remove Raft cluster members: member list|add|promote|remove", runMember},
 		{"leader", "move the Raft leadership to another voter: leader transfer --to ID", runLeader},
 		{"status", "every member's raft ID, role, leader, term, indexes and state hash; DIVERGED when they disagree", runStatus},
+		{"health", "GET a node's /readyz (or any URL): exit code 0 on 200, else 1; for container health checks", runHealth},
 	}
 }
 
