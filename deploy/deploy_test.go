@@ -8,10 +8,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -303,7 +305,7 @@ func k8sInvocations(t *testing.T, path string, data []byte) []invocation {
 		}
 		err := dec.Decode(&doc)
 		if err != nil {
-			if err.Error() == "EOF" {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			t.Fatalf("%s document %d: %v", path, i, err)
