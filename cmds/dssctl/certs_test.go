@@ -83,6 +83,25 @@ func TestCerts(t *testing.T) {
 		t.Error("node 4's certificate was written by a refused run")
 	}
 
+	// With --skip_existing, existing nodes are kept and the run succeeds:
+	// nothing is written when every node exists.
+	code, stdout, stderr = runCLI("certs", "--dir", dir, "--nodes", "1,2,3", "--skip_existing")
+	if code != 0 || strings.Contains(stdout, "wrote") || !strings.Contains(stdout, "kept the existing certificate of node 2") ||
+		!strings.Contains(stdout, "  node 3: "+strings.Join(peercerts.Flags(dir, 3), " ")) {
+		t.Fatalf("--skip_existing, all exist: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, peercerts.CertFile(2))); string(after) != string(before) {
+		t.Error("--skip_existing changed node 2's certificate")
+	}
+	// A node whose key alone was lost is not skipped: Create refuses it.
+	if err := os.Remove(filepath.Join(dir, peercerts.KeyFile(3))); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runCLI("certs", "--dir", dir, "--nodes", "3", "--skip_existing")
+	if code != 1 || !strings.Contains(stderr, "already exists") {
+		t.Fatalf("--skip_existing, key lost: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
 	// A later node: signed by the same CA, which is kept.
 	code, stdout, stderr = runCLI("certs", "--dir", dir, "--nodes", "4")
 	if code != 0 || !strings.Contains(stdout, "existing CA") || strings.Contains(stdout, "wrote "+filepath.Join(dir, peercerts.CAFile)) {

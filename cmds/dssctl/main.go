@@ -28,6 +28,7 @@ func commands() []command {
 		{"status", "every member's raft ID, role, leader, term, indexes and state hash; DIVERGED when they disagree", runStatus},
 		{"snapshot", "online backup of a Raft cluster and restore into a new one: snapshot save|status|restore", runSnapshot},
 		{"evict", "show (--dry-run) or run (--now) the eviction of expired entities on a node", runEvict},
+		{"health", "GET a node's /readyz (or any URL): exit code 0 on 200, else 1; for container health checks", runHealth},
 	}
 }
 
