@@ -1,14 +1,10 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -79,45 +75,7 @@ func runEvict(args []string, stdout, stderr io.Writer) int {
 }
 
 // adminCall sends one body-less request to the admin socket at path and
-// decodes its JSON answer into out; an error answer becomes an error with
-// the node's message.
+// decodes its JSON answer into out.
 func adminCall(path, method, urlPath string, out any) error {
-	ctx, stop := signalContext()
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, evictRequestTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, "http://admin"+urlPath, nil)
-	if err != nil {
-		return err
-	}
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", path)
-	}}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		return dialError(path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("reading the node's answer: %w", err)
-	}
-	if resp.StatusCode == http.StatusNotFound && !strings.HasPrefix(strings.TrimSpace(string(data)), "{") {
-		return fmt.Errorf("the node at %s does not serve %s: it runs a build without eviction", path, urlPath)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Message string `json:"message"`
-		}
-		if json.Unmarshal(data, &e) != nil || e.Message == "" {
-			e.Message = strings.TrimSpace(string(data))
-		}
-		return fmt.Errorf("%s (HTTP %d)", e.Message, resp.StatusCode)
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("the node's answer is not JSON of %s: %v", urlPath, err)
-	}
-	return nil
+	return adminDo(path, method, urlPath, nil, out, evictRequestTimeout)
 }

@@ -323,52 +323,75 @@ func printMembers(w io.Writer, ms adminMembers) {
 // node's message.
 func adminRequest(path, method, urlPath string, body any) (adminMembers, error) {
 	var out adminMembers
+	err := adminDo(path, method, urlPath, body, &out, memberRequestTimeout)
+	return out, err
+}
+
+// adminTransport connects every request to the admin socket at path.
+func adminTransport(path string) *http.Transport {
+	return &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}
+}
+
+// adminDo sends one request to the admin socket at path, with body (when
+// not nil) as JSON, within timeout (and until SIGINT/SIGTERM), and decodes
+// the JSON answer into out; an error answer becomes an error with the
+// node's message.
+func adminDo(path, method, urlPath string, body, out any, timeout time.Duration) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return out, err
+			return err
 		}
 		rd = bytes.NewReader(b)
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, memberRequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, "http://admin"+urlPath, rd)
 	if err != nil {
-		return out, err
+		return err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", path)
-	}}
+	tr := adminTransport(path)
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
-		return out, dialError(path, err)
+		return dialError(path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return out, fmt.Errorf("reading the node's answer: %w", err)
+		return fmt.Errorf("reading the node's answer: %w", err)
+	}
+	if resp.StatusCode == http.StatusNotFound && !strings.HasPrefix(strings.TrimSpace(string(data)), "{") {
+		return fmt.Errorf("the node at %s does not serve %s %s: it runs an older build", path, method, urlPath)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Message string `json:"message"`
-		}
-		if json.Unmarshal(data, &e) != nil || e.Message == "" {
-			e.Message = strings.TrimSpace(string(data))
-		}
-		return out, fmt.Errorf("%s (HTTP %d)", e.Message, resp.StatusCode)
+		return fmt.Errorf("%s (HTTP %d)", adminMessage(data), resp.StatusCode)
 	}
-	if err := json.Unmarshal(data, &out); err != nil {
-		return out, fmt.Errorf("the node's answer is not a membership: %v", err)
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("the node's answer to %s %s is not what this dssctl expects: %v", method, urlPath, err)
 	}
-	return out, nil
+	return nil
+}
+
+// adminMessage is the message of an admin socket's (or the API's) error
+// answer: its JSON "message", else the body's text.
+func adminMessage(data []byte) string {
+	var e struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(data, &e) != nil || e.Message == "" {
+		return strings.TrimSpace(string(data))
+	}
+	return e.Message
 }
 
 // dialError explains why the admin socket could not be reached.

@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -165,10 +163,7 @@ func saveSnapshot(path, file string) (raftstore.BackupHeader, int64, error) {
 	if err != nil {
 		return h, 0, err
 	}
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", path)
-	}}
+	tr := adminTransport(path)
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
@@ -225,17 +220,6 @@ func saveSnapshot(path, file string) (raftstore.BackupHeader, int64, error) {
 	_ = os.Remove(tmp.Name())
 	done = true
 	return h, size, syncParent(file)
-}
-
-// adminMessage is the message of an admin socket's error answer.
-func adminMessage(data []byte) string {
-	var e struct {
-		Message string `json:"message"`
-	}
-	if json.Unmarshal(data, &e) != nil || e.Message == "" {
-		return strings.TrimSpace(string(data))
-	}
-	return e.Message
 }
 
 func syncParent(file string) error {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -197,10 +196,7 @@ func fetchStatus(ctx context.Context, t statusTarget, api *http.Client, token st
 	}
 	client := api
 	if t.socket != "" {
-		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", t.socket)
-		}}
+		tr := adminTransport(t.socket)
 		defer tr.CloseIdleConnections()
 		client = &http.Client{Transport: tr}
 	} else {
@@ -219,13 +215,7 @@ func fetchStatus(ctx context.Context, t statusTarget, api *http.Client, token st
 		return st, fmt.Errorf("reading the answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Message string `json:"message"`
-		}
-		if json.Unmarshal(data, &e) != nil || e.Message == "" {
-			e.Message = strings.TrimSpace(string(data))
-		}
-		return st, fmt.Errorf("%s (HTTP %d)", e.Message, resp.StatusCode)
+		return st, fmt.Errorf("%s (HTTP %d)", adminMessage(data), resp.StatusCode)
 	}
 	if err := json.Unmarshal(data, &st); err != nil {
 		return st, fmt.Errorf("the answer is not a node status: %v", err)
