@@ -2,8 +2,11 @@ package raftstore
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 )
 
 func env(node, epoch, seq, minPending uint64) envelope {
@@ -179,4 +182,51 @@ func FuzzDecodeDedupeTable(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _, _ = decodeDedupeTable(b, &recorder{}) // must not panic
 	})
+}
+
+// TestForgedEpochIsOvertaken: a member proposes, in node 1's name, an entry
+// from a boot epoch far ahead of node 1's (the fake-peer tests found that
+// this made every later write through node 1 stale, for good). Node 1
+// moves to an epoch above it when the entry is applied: its writes apply
+// again, each exactly once, and a restart keeps the new epoch.
+func TestForgedEpochIsOvertaken(t *testing.T) {
+	c := makeCluster(t, 3)
+	c.waitLeader(10 * time.Second)
+	c.mustPut(1, "before")
+	forgedEpoch := c.store(1).epoch.Load() + 1000
+	forged := envelope{id: proposalID{node: 1, epoch: forgedEpoch, seq: 1}, minPending: 1,
+		payload: []byte("forged")}.encode()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.node(2).Propose(ctx, forged); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the forged entry applied on node 1", func() bool {
+		return c.rec(1).counts()["forged"] == 1
+	})
+	if got := c.store(1).epoch.Load(); got <= forgedEpoch {
+		t.Fatalf("node 1 at epoch %d after applying epoch %d in its name", got, forgedEpoch)
+	}
+	for i := range 5 {
+		c.mustPut(1, fmt.Sprintf("after-%d", i))
+	}
+	c.restart(1)
+	c.waitLeader(10 * time.Second)
+	if got := c.store(1).epoch.Load(); got <= forgedEpoch+1 {
+		t.Fatalf("after a restart node 1 is at epoch %d, want above %d", got, forgedEpoch+1)
+	}
+	c.mustPut(1, "after-restart")
+	var last uint64
+	for _, id := range c.running() {
+		last = max(last, c.store(id).Status().Commit)
+	}
+	c.waitApplied(10*time.Second, last)
+	for _, id := range c.running() {
+		counts := c.rec(id).counts()
+		for _, p := range []string{"before", "forged", "after-0", "after-4", "after-restart"} {
+			if counts[p] != 1 {
+				t.Errorf("node %d applied %q %d times, want once", id, p, counts[p])
+			}
+		}
+	}
 }

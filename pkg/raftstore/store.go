@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -120,7 +121,10 @@ type Store struct {
 	codec ResultCodec
 	node  *consensus.Node
 	id    uint64
-	epoch uint64
+	dir   string
+	// epoch is this boot's; it moves only forward, on the apply goroutine
+	// (overtakeEpoch).
+	epoch atomic.Uint64
 
 	// table is touched only by Apply, Snapshot and Restore, which the
 	// consensus node calls one at a time.
@@ -168,12 +172,13 @@ func Open(cfg Config) (*Store, error) {
 		lg:      lg.With(zap.Uint64("raft_id", cfg.Consensus.ID), zap.Uint64("epoch", epoch)),
 		sm:      cfg.StateMachine,
 		id:      cfg.Consensus.ID,
-		epoch:   epoch,
+		dir:     cfg.Consensus.DataDir,
 		table:   newDedupeTable(),
 		nextSeq: 1,
 		pending: map[uint64]*pendingProposal{},
 		stopc:   make(chan struct{}),
 	}
+	s.epoch.Store(epoch)
 	s.codec, _ = cfg.StateMachine.(ResultCodec)
 	node, err := consensus.New(cfg.Consensus, applier{s}, cfg.NewTransport)
 	if err != nil {
@@ -203,30 +208,42 @@ func nextEpoch(dir string) (uint64, error) {
 	case !errors.Is(err, os.ErrNotExist):
 		return 0, fmt.Errorf("raftstore: reading epoch: %w", err)
 	}
+	if cur == math.MaxUint64 {
+		return 0, fmt.Errorf("raftstore: epoch file %s holds the last possible epoch", p)
+	}
 	next := cur + 1
+	if err := writeEpoch(dir, next); err != nil {
+		return 0, err
+	}
+	return next, nil
+}
+
+// writeEpoch durably replaces DataDir/epoch with epoch.
+func writeEpoch(dir string, epoch uint64) error {
+	p := filepath.Join(dir, "epoch")
 	tmp := p + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
-		return 0, fmt.Errorf("raftstore: writing epoch: %w", err)
+		return fmt.Errorf("raftstore: writing epoch: %w", err)
 	}
-	_, werr := fmt.Fprintf(f, "%d\n", next)
+	_, werr := fmt.Fprintf(f, "%d\n", epoch)
 	serr := f.Sync()
 	cerr := f.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
-		return 0, fmt.Errorf("raftstore: writing epoch: %w", err)
+		return fmt.Errorf("raftstore: writing epoch: %w", err)
 	}
 	if err := os.Rename(tmp, p); err != nil {
-		return 0, fmt.Errorf("raftstore: writing epoch: %w", err)
+		return fmt.Errorf("raftstore: writing epoch: %w", err)
 	}
 	d, err := os.Open(dir)
 	if err != nil {
-		return 0, fmt.Errorf("raftstore: syncing data dir: %w", err)
+		return fmt.Errorf("raftstore: syncing data dir: %w", err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return 0, fmt.Errorf("raftstore: syncing data dir: %w", err)
+		return fmt.Errorf("raftstore: syncing data dir: %w", err)
 	}
-	return next, nil
+	return nil
 }
 
 // Transact proposes payload, waits until this node applies it, and returns
@@ -278,7 +295,7 @@ func (s *Store) abandon(p *pendingProposal, cause error) (any, error) {
 		return o.unwrap()
 	default:
 	}
-	return nil, fmt.Errorf("%w: proposal %d.%d.%d: %w", ErrIndeterminate, s.id, s.epoch, p.seq, cause)
+	return nil, fmt.Errorf("%w: proposal %d.%d.%d: %w", ErrIndeterminate, s.id, s.epoch.Load(), p.seq, cause)
 }
 
 func (o outcome) unwrap() (any, error) {
@@ -296,7 +313,7 @@ func (s *Store) encodeLocked(p *pendingProposal) []byte {
 		minPending = min(minPending, seq)
 	}
 	return envelope{
-		id:         proposalID{node: s.id, epoch: s.epoch, seq: p.seq},
+		id:         proposalID{node: s.id, epoch: s.epoch.Load(), seq: p.seq},
 		minPending: minPending,
 		payload:    p.payload,
 	}.encode()
@@ -457,6 +474,9 @@ func (a applier) Apply(index uint64, data []byte) error {
 		s.lg.Error("undecodable log entry", zap.Uint64("index", index), zap.Error(err))
 		return fmt.Errorf("%w: entry %d: %v", ErrUndecodable, index, err)
 	}
+	if env.id.node == s.id && env.id.epoch > s.epoch.Load() {
+		s.overtakeEpoch(index, env.id.epoch)
+	}
 	v, o := s.table.admit(env)
 	switch v {
 	case verdictStale:
@@ -479,7 +499,7 @@ func (a applier) Apply(index uint64, data []byte) error {
 
 // deliver hands o to the waiter for id, when it is this boot's and pending.
 func (s *Store) deliver(id proposalID, o outcome) {
-	if id.node != s.id || id.epoch != s.epoch {
+	if id.node != s.id || id.epoch != s.epoch.Load() {
 		return
 	}
 	s.mu.Lock()
@@ -571,12 +591,49 @@ func (a applier) Restore(data []byte) error {
 	// Proposals of ours that were applied inside the snapshot are finished:
 	// their waiters get the outcome the snapshot carries (lost without a
 	// ResultCodec).
-	if sess := table.sessions[s.id]; sess != nil && sess.epoch == s.epoch {
+	if sess := table.sessions[s.id]; sess != nil && sess.epoch == s.epoch.Load() {
 		for seq, o := range sess.results {
-			s.deliver(proposalID{node: s.id, epoch: s.epoch, seq: seq}, o)
+			s.deliver(proposalID{node: s.id, epoch: sess.epoch, seq: seq}, o)
 		}
+	} else if sess != nil && sess.epoch > s.epoch.Load() {
+		s.overtakeEpoch(0, sess.epoch)
 	}
 	return nil
+}
+
+// overtakeEpoch moves this boot to an epoch above seen, the epoch of a
+// proposal in this node's name that was applied (at index; 0: found in a
+// snapshot's table) although this boot never made it: a proposal forged in
+// this node's name by another member, or a data directory whose epoch file
+// is older than its log. The dedupe table now holds every proposal of this
+// boot's epoch stale, so without a new epoch no write through this node
+// could ever be applied again. Every proposal still pending is unapplied
+// (its copies after the entry at index are stale, those before it were
+// applied and answered), so it is proposed again under the new epoch, which
+// keeps each applied at most once. It runs on the apply goroutine.
+func (s *Store) overtakeEpoch(index, seen uint64) {
+	if seen == math.MaxUint64 {
+		s.lg.Error("a proposal in this node's name with the last possible epoch was applied: no write through "+
+			"this node can be applied any more; rebuild the member under a new raft ID (docs/operations.md)",
+			zap.Uint64("index", index))
+		return
+	}
+	next := seen + 1
+	if err := writeEpoch(s.dir, next); err != nil {
+		// The next boot reads the older value; it replays the same entry
+		// and moves past it again.
+		s.lg.Error("cannot persist the new epoch", zap.Error(err))
+	}
+	old := s.epoch.Swap(next)
+	s.mu.Lock()
+	for _, p := range s.pending {
+		p.lastProposed = time.Time{} // proposed again at the next tick
+	}
+	s.mu.Unlock()
+	s.lg.Error("a proposal in this node's name from a later epoch than this boot's was applied (forged by "+
+		"another member, or the data directory's epoch file is older than its log); moving to a new epoch "+
+		"and proposing the pending writes again", zap.Uint64("index", index), zap.Uint64("seen_epoch", seen),
+		zap.Uint64("old_epoch", old), zap.Uint64("new_epoch", next))
 }
 
 // SnapshotOutcomes reports how many of this node's waiting proposals were
