@@ -33,7 +33,10 @@ func (c *Cluster) nextPlace() place {
 
 // oirBody is a PutOperationalIntentReferenceParameters (spec §6.1) for a
 // 200 m square at p, 0–100 m, starting in 5 minutes for 30 minutes.
-func oirBody(p place) []byte {
+func oirBody(p place) []byte { return oirBodyAt(p, 5*time.Minute, 35*time.Minute) }
+
+// oirBodyAt is oirBody for the time window from start to end from now.
+func oirBodyAt(p place, start, end time.Duration) []byte {
 	const sizeM, mPerDeg = 200.0, 111320.0
 	dLat := sizeM / mPerDeg
 	dLng := sizeM / (mPerDeg * math.Cos(p.lat*math.Pi/180))
@@ -54,8 +57,8 @@ func oirBody(p place) []byte {
 				"altitude_lower": alt(0),
 				"altitude_upper": alt(100),
 			},
-			"time_start": tm(now.Add(5 * time.Minute)),
-			"time_end":   tm(now.Add(35 * time.Minute)),
+			"time_start": tm(now.Add(start)),
+			"time_end":   tm(now.Add(end)),
 		}},
 		"key":          []string{},
 		"state":        "Accepted",
