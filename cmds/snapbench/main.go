@@ -60,6 +60,11 @@ type config struct {
 	duration        time.Duration
 	tick            time.Duration
 	dir             string
+
+	soak        bool
+	soakPeriods int
+	soakFlights int
+	soakBatch   int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -72,6 +77,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.duration, "duration", 15*time.Second, "length of the measured write phase")
 	fs.DurationVar(&c.tick, "tick", 100*time.Millisecond, "raft tick (core-service's default)")
 	fs.StringVar(&c.dir, "dir", "", "directory for the data directories (default: a new temporary one, removed after)")
+	fs.BoolVar(&c.soak, "soak", false, "soak mode: flights expiring continuously with eviction, for --soak_periods "+
+		"retention periods (live heap, snapshot size, restart time, write p99 during eviction; see soak.go)")
+	fs.IntVar(&c.soakPeriods, "soak_periods", 12, "with --soak: retention periods to run")
+	fs.IntVar(&c.soakFlights, "soak_flights", 5000, "with --soak: flights written per period")
+	fs.IntVar(&c.soakBatch, "soak_batch", 500, "with --soak: entities per eviction batch (core-service's is 500)")
 	smoke := fs.Bool("smoke", false, "tiny run (1,000 OIRs, snapshots every 100 entries, 1 s): proves the tool works, measures nothing")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -81,6 +91,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if *smoke {
 		c.oirs, c.snapshotEntries, c.concurrency, c.duration, c.tick = 1000, 100, 4, time.Second, 20*time.Millisecond
+		c.soakPeriods, c.soakFlights = 5, 400
+	}
+	if c.soakPeriods < 2 || c.soakFlights < 2 || c.soakBatch < 1 || c.soakBatch > 10000 {
+		return nil, fmt.Errorf("--soak_periods and --soak_flights must be at least 2, --soak_batch 1 to 10000")
 	}
 	if c.oirs < 0 || c.snapshotEntries == 0 || c.concurrency <= 0 || c.duration <= 0 || c.tick <= 0 {
 		return nil, fmt.Errorf("--oirs, --snapshot_entries, --concurrency, --duration and --tick must be positive")
@@ -104,6 +118,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer os.RemoveAll(d)
 		cfg.dir = d
+	}
+	if cfg.soak {
+		res, err := soak(ctx, cfg, stderr)
+		if err != nil {
+			fmt.Fprintln(stderr, "snapbench:", err)
+			return 1
+		}
+		res.print(stdout)
+		return 0
 	}
 	res, err := bench(ctx, cfg, stderr)
 	if err != nil {
