@@ -143,23 +143,9 @@ func bench(ctx context.Context, cfg *config, progress io.Writer) (*result, error
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{cfg: cfg, lg: zap.NewNop(), net: memnet.New(1), peers: map[uint64]string{},
-		stores: map[uint64]*raftstore.Store{}, snaps: map[uint64][]consensus.SnapshotEvent{}}
-	voters := []uint64{1, 2, 3}
-	for _, id := range voters {
-		c.peers[id] = fmt.Sprintf("node-%d", id)
-		if err := raftstore.Bootstrap(c.dir(id), id, voters, st, c.lg); err != nil {
-			return nil, err
-		}
-	}
-	st = nil // the stores restore their own copies
+	c, voters, lead, err := startCluster(ctx, cfg, st)
+	st = nil // the stores restored their own copies
 	defer c.stop()
-	for _, id := range voters {
-		if _, err := c.open(id); err != nil {
-			return nil, err
-		}
-	}
-	lead, err := c.leader(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -187,6 +173,28 @@ func bench(ctx context.Context, cfg *config, progress io.Writer) (*result, error
 		return nil, err
 	}
 	return res, nil
+}
+
+// startCluster bootstraps st into the data directories of 3 voters, opens
+// them and waits for a leader. The caller stops the cluster, also when err
+// is set.
+func startCluster(ctx context.Context, cfg *config, st *memstore.State) (c *cluster, voters []uint64, lead uint64, err error) {
+	c = &cluster{cfg: cfg, lg: zap.NewNop(), net: memnet.New(1), peers: map[uint64]string{},
+		stores: map[uint64]*raftstore.Store{}, snaps: map[uint64][]consensus.SnapshotEvent{}}
+	voters = []uint64{1, 2, 3}
+	for _, id := range voters {
+		c.peers[id] = fmt.Sprintf("node-%d", id)
+		if err := raftstore.Bootstrap(c.dir(id), id, voters, st, c.lg); err != nil {
+			return c, voters, 0, err
+		}
+	}
+	for _, id := range voters {
+		if _, err := c.open(id); err != nil {
+			return c, voters, 0, err
+		}
+	}
+	lead, err = c.leader(ctx)
+	return c, voters, lead, err
 }
 
 // measureWrites splits the write spans by overlap with any node's snapshot.

@@ -8,13 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/raftdss/dss/pkg/models"
-	"github.com/raftdss/dss/pkg/raftstore/consensus"
 	"github.com/raftdss/dss/pkg/scd"
 	"github.com/raftdss/dss/pkg/scd/store/raftstore"
-	"github.com/raftdss/dss/pkg/transport/memnet"
 )
 
 // The soak mode (--soak) runs flights whose windows end continuously, for
@@ -54,22 +50,8 @@ func soak(ctx context.Context, cfg *config, progress io.Writer) (*soakResult, er
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{cfg: cfg, lg: zap.NewNop(), net: memnet.New(1), peers: map[uint64]string{},
-		stores: map[uint64]*raftstore.Store{}, snaps: map[uint64][]consensus.SnapshotEvent{}}
-	voters := []uint64{1, 2, 3}
-	for _, id := range voters {
-		c.peers[id] = fmt.Sprintf("node-%d", id)
-		if err := raftstore.Bootstrap(c.dir(id), id, voters, st, c.lg); err != nil {
-			return nil, err
-		}
-	}
+	c, voters, lead, err := startCluster(ctx, cfg, st)
 	defer c.stop()
-	for _, id := range voters {
-		if _, err := c.open(id); err != nil {
-			return nil, err
-		}
-	}
-	lead, err := c.leader(ctx)
 	if err != nil {
 		return nil, err
 	}
