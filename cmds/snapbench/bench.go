@@ -360,21 +360,25 @@ func (w *writer) op() scd.Operation {
 	i := w.next
 	w.next++
 	w.mu.Unlock()
+	start := t0.Add(10 * 24 * time.Hour)
+	return flight(uuid(2, uint64(i)), i, "uss-bench", time.Now(), start, start.Add(time.Hour))
+}
+
+// flight is a PUT of OIR id in 9 cells of its own (from i), with request
+// time now, flying from start to end.
+func flight(id models.ID, i int, uss string, now, start, end time.Time) scd.Operation {
 	cells := make([]models.CellID, 9)
 	for k := range cells {
 		cells[k] = models.CellID(1<<40 + 9*i + k)
 	}
-	start := t0.Add(10 * 24 * time.Hour)
 	lo, hi := float32(0), float32(120)
 	return &scd.PutOperationalIntent{
-		Caller: "uss-bench", Now: time.Now(), ID: uuid(2, uint64(i)), State: models.StateAccepted,
-		Extents: models.Volume4D{Cells: cells, StartTime: &start, EndTime: ptr(start.Add(time.Hour)),
+		Caller: uss, Now: now, ID: id, State: models.StateAccepted,
+		Extents: models.Volume4D{Cells: cells, StartTime: &start, EndTime: &end,
 			AltitudeLower: &lo, AltitudeUpper: &hi},
-		USSBaseURL: "https://uss-bench.example/utm",
+		USSBaseURL: "https://" + uss + ".example/utm",
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // write does n writes one after another.
 func (w *writer) write(ctx context.Context, n int) error {

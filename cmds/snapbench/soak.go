@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/raftdss/dss/pkg/models"
 	"github.com/raftdss/dss/pkg/scd"
 	"github.com/raftdss/dss/pkg/scd/store/raftstore"
 )
@@ -201,18 +200,8 @@ func (w *soakWriter) op(now time.Time) scd.Operation {
 	i := w.next
 	w.next++
 	w.mu.Unlock()
-	cells := make([]models.CellID, 9)
-	for k := range cells {
-		cells[k] = models.CellID(1<<40 + 9*i + k)
-	}
 	start := now.Add(time.Minute)
-	lo, hi := float32(0), float32(120)
-	return &scd.PutOperationalIntent{
-		Caller: "uss-soak", Now: now, ID: uuid(3, uint64(i)), State: models.StateAccepted,
-		Extents: models.Volume4D{Cells: cells, StartTime: &start, EndTime: ptr(start.Add(30 * time.Minute)),
-			AltitudeLower: &lo, AltitudeUpper: &hi},
-		USSBaseURL: "https://uss-soak.example/utm",
-	}
+	return flight(uuid(3, uint64(i)), i, "uss-soak", now, start, start.Add(30*time.Minute))
 }
 
 // runSpans writes n flights at virtual time now with conc closed-loop

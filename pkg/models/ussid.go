@@ -24,11 +24,18 @@ const MaxUSSIDBytes = 255
 // controls) and other spaces are refused: they make identifiers that look
 // equal but are not, and they corrupt logs.
 func USSIDProblem(s string) string {
-	switch {
-	case s == "":
+	if s == "" {
 		return "is empty"
-	case len(s) > MaxUSSIDBytes:
-		return fmt.Sprintf("is %d bytes long, more than the %d allowed", len(s), MaxUSSIDBytes)
+	}
+	return PrintableProblem(s, MaxUSSIDBytes)
+}
+
+// PrintableProblem returns why s is not at most maxBytes bytes of valid
+// UTF-8 with every character printable (unicode.IsPrint), or "" when it is.
+func PrintableProblem(s string, maxBytes int) string {
+	switch {
+	case len(s) > maxBytes:
+		return fmt.Sprintf("is %d bytes long, more than the %d allowed", len(s), maxBytes)
 	case !utf8.ValidString(s):
 		return "is not valid UTF-8"
 	}

@@ -2,12 +2,9 @@ package pool
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/raftdss/dss/pkg/models"
 	"github.com/raftdss/dss/pkg/scd/repos"
@@ -32,20 +29,10 @@ const MaxFieldBytes = 1024
 // printable (unicode.IsPrint), not only spaces. Both stores then hold it
 // alike: PostgreSQL refuses NUL bytes and invalid UTF-8 in text.
 func SourceProblem(s string) string {
-	switch {
-	case strings.TrimSpace(s) == "":
+	if strings.TrimSpace(s) == "" {
 		return "is empty"
-	case len(s) > MaxFieldBytes:
-		return fmt.Sprintf("is %d bytes long, more than the %d allowed", len(s), MaxFieldBytes)
-	case !utf8.ValidString(s):
-		return "is not valid UTF-8"
 	}
-	for i, r := range s {
-		if !unicode.IsPrint(r) {
-			return fmt.Sprintf("contains the non-printable character %U at byte %d", r, i)
-		}
-	}
-	return ""
+	return models.PrintableProblem(s, MaxFieldBytes)
 }
 
 // PutHeartbeat records a heartbeat of one DSS instance (PUT
